@@ -1,0 +1,56 @@
+"""eyeshim: Happy Eyeballs v2 (RFC 8305) for synchronous Python.
+
+``eyeshim.create_connection`` is a drop-in for ``socket.create_connection``
+that resolves AAAA and A concurrently, sorts by RFC 6724, and races
+staggered non-blocking connection attempts, so a broken IPv6 (or IPv4) path
+costs a quarter of a second instead of a full TCP timeout.
+
+The package imports lazily: ``import eyeshim`` loads nothing but this file,
+so the sitecustomize bootstrap adds next to nothing to interpreter start-up;
+the engine is loaded at the first attribute access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .connection import create_connection, get_config, get_history, set_config
+    from .history import History
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Config": ".config",
+    "History": ".history",
+    "create_connection": ".connection",
+    "get_config": ".connection",
+    "get_history": ".connection",
+    "set_config": ".connection",
+}
+
+__all__ = [
+    "Config",
+    "History",
+    "__version__",
+    "create_connection",
+    "get_config",
+    "get_history",
+    "set_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'eyeshim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

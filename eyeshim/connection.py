@@ -1,0 +1,249 @@
+"""``create_connection``: the drop-in for ``socket.create_connection``.
+
+The contract is the stdlib's (3.11 signature), and where Happy Eyeballs has
+nothing to say the behaviour is the stdlib's too:
+
+* ``timeout``: the returned socket is blocking with the caller's timeout, or
+  ``socket.getdefaulttimeout()`` for the default sentinel.  Because attempts
+  overlap, the timeout bounds the whole call (DNS wait included) rather
+  than each address in turn; the stdlib walks the addresses one by one and
+  can take ``timeout`` times their number.
+* errors: ``socket.gaierror`` when no address could be resolved; the last
+  attempt's ``OSError`` (``socket.timeout`` when the deadline passed); with
+  ``all_errors=True`` on 3.11+, an ``ExceptionGroup`` of every attempt's
+  error.  Bad arguments raise what the stdlib raises.
+* ``source_address`` is bound on every attempt.
+
+Three paths, cheapest first:
+
+1. an IP literal (or a name from the hosts file) with one address: a plain
+   blocking connect in the caller's thread, exactly like the stdlib;
+2. several known addresses (literals can't be, hosts-file names can): a race
+   without DNS threads;
+3. a name: per-family lookups on the resolver pool and the full race.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from .config import DEFAULT_CONFIG, Config
+from .history import History
+from .ordering import Orderer, policy_table
+from .racing import Connector, Inbox, Race, SocketConnector, _ExceptionGroup
+from .resolving import HOSTS, AddrInfo, Resolver, ThreadedResolver, numeric_addresses
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "connect",
+    "create_connection",
+    "get_config",
+    "get_history",
+    "set_config",
+]
+
+#: The stdlib's "use socket.getdefaulttimeout()" sentinel.
+DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
+
+_state_lock = threading.Lock()
+_config: Config = DEFAULT_CONFIG
+_history: Optional[History] = None
+
+
+def get_config() -> Config:
+    """The configuration used when a call passes none."""
+    return _config
+
+
+def set_config(config: Config) -> None:
+    """Make ``config`` the process-wide default (``install()`` calls this)."""
+    global _config
+    if not isinstance(config, Config):
+        raise TypeError(f"expected an eyeshim.Config, got {config!r}")
+    with _state_lock:
+        _config = config
+
+
+def get_history(config: Optional[Config] = None) -> Optional[History]:
+    """The process-wide history (None when the config disables history).
+
+    Created on first use with the config's size and lifetimes; a later
+    config with other sizes resizes it in place rather than forgetting.
+    """
+    global _history
+    cfg = config if config is not None else _config
+    if not cfg.history:
+        return None
+    history = _history
+    if history is None:
+        with _state_lock:
+            if _history is None:
+                _history = History(cfg.history_size, cfg.history_failure_ttl, cfg.history_rtt_ttl)
+            history = _history
+    else:
+        history.max_entries = cfg.history_size
+        history.failure_ttl = cfg.history_failure_ttl
+        history.rtt_ttl = cfg.history_rtt_ttl
+    return history
+
+
+def _effective_timeout(timeout: Any) -> Optional[float]:
+    """Validate ``timeout`` the way ``socket.settimeout`` does; return the
+    socket timeout it means (None = blocking)."""
+    if timeout is DEFAULT_TIMEOUT:
+        return socket.getdefaulttimeout()
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    if math.isnan(timeout):
+        raise ValueError("Invalid value NaN (not a number)")
+    if timeout < 0:
+        raise ValueError("Timeout value out of range")
+    return float(timeout)
+
+
+def _families(family: int) -> Tuple[int, ...]:
+    if family == socket.AF_UNSPEC:
+        return (socket.AF_INET6, socket.AF_INET)  # AAAA first (R1)
+    if family in (socket.AF_INET, socket.AF_INET6):
+        return (family,)
+    raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}")
+
+
+def _connect_one(
+    info: AddrInfo,
+    timeout: Any,
+    source_address: Optional[Tuple[Any, ...]],
+    prepare_socket: Optional[Callable[[socket.socket], None]],
+    all_errors: bool,
+) -> socket.socket:
+    """The stdlib's loop body for a single address (no race to run)."""
+    family, type_, proto, _, sockaddr = info
+    sock = socket.socket(family, type_, proto)
+    try:
+        if timeout is not DEFAULT_TIMEOUT:
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        if prepare_socket is not None:
+            prepare_socket(sock)
+        sock.connect(sockaddr)
+    except OSError as exc:
+        sock.close()
+        if all_errors and _ExceptionGroup is not None:
+            raise _ExceptionGroup("create_connection failed", [exc]) from None
+        raise
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def create_connection(
+    address: Tuple[Any, Any],
+    timeout: Any = DEFAULT_TIMEOUT,
+    source_address: Optional[Tuple[Any, ...]] = None,
+    *,
+    all_errors: bool = False,
+) -> socket.socket:
+    """Connect to ``address`` = (host, port) with Happy Eyeballs v2.
+
+    Same contract as ``socket.create_connection``; see the module docstring
+    for the few places where overlapping attempts change the outcome.
+    """
+    return connect(address, timeout, source_address, all_errors=all_errors)
+
+
+def connect(
+    address: Tuple[Any, Any],
+    timeout: Any = DEFAULT_TIMEOUT,
+    source_address: Optional[Tuple[Any, ...]] = None,
+    *,
+    all_errors: bool = False,
+    config: Optional[Config] = None,
+    family: int = socket.AF_UNSPEC,
+    prepare_socket: Optional[Callable[[socket.socket], None]] = None,
+    resolver: Optional[Resolver] = None,
+    connector: Optional[Connector] = None,
+    history: Any = ...,
+    find_source: Optional[Callable[[str, int], Any]] = None,
+) -> socket.socket:
+    """``create_connection`` with the knobs integrations and tests need.
+
+    ``family`` restricts resolution (urllib3's ``allowed_gai_family()``);
+    ``prepare_socket`` runs on each socket before ``connect()`` (urllib3's
+    ``socket_options``); ``resolver``, ``connector``, ``history`` and
+    ``find_source`` replace the real DNS, sockets, history and source
+    discovery (``history=None`` disables it for this call).
+    """
+    host, port = address
+    socket_timeout = _effective_timeout(timeout)
+    cfg = config if config is not None else _config
+    families = _families(family)
+    clock = connector.now if connector is not None else time.monotonic
+    deadline = None if socket_timeout is None else clock() + socket_timeout
+    hist = get_history(cfg) if history is ... else history
+
+    known: Optional[List[AddrInfo]] = None
+    if resolver is None:
+        known = numeric_addresses(host, port)
+        if known is None and host in HOSTS:
+            # Answered from the file without DNS, as the stdlib would (see
+            # resolving.py for why this must not go per family).
+            known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    if known is not None:
+        known = [info for info in known if info[0] in families]
+        if len(known) == 1 and connector is None:
+            return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
+        if not known:
+            raise OSError("getaddrinfo returns an empty list")
+
+    orderer = Orderer(
+        policy_table(cfg.policy),
+        hist,
+        cfg.first_address_family_count,
+        **({"find_source": find_source} if find_source is not None else {}),
+    )
+    conn = connector if connector is not None else SocketConnector(source_address, prepare_socket)
+    inbox = Inbox()
+    cancels: List[Callable[[], None]] = []
+    lookups: Sequence[int] = ()
+    try:
+        if known is None:
+            res = (
+                resolver
+                if resolver is not None
+                else ThreadedResolver(cfg.resolver_threads, cfg.resolver_idle_timeout)
+            )
+            lookups = families
+            for fam in families:
+                cancels.append(res.resolve(host, port, fam, inbox.deliver))
+        race = Race(
+            conn,
+            config=cfg,
+            order=orderer,
+            history=hist,
+            deadline=deadline,
+            all_errors=all_errors,
+            inbox=inbox,
+            lookups=lookups,
+            initial=known or (),
+            cancel_lookups=cancels,
+        )
+    except BaseException:
+        for cancel in cancels:
+            cancel()
+        inbox.close()
+        conn.close()
+        raise
+    sock = race.run()
+    if isinstance(sock, socket.socket):
+        sock.settimeout(socket_timeout)
+    return sock  # type: ignore[no-any-return]

@@ -1,0 +1,261 @@
+"""Resolving: AAAA and A looked up separately and concurrently (RFC 8305 §3).
+
+``getaddrinfo`` blocks and cannot be cancelled, and a single ``AF_UNSPEC``
+call returns only when *both* families have answered: one slow or lost AAAA
+reply holds up a perfectly good A answer for seconds (see
+docs/design.md).  RFC 8305 §3 explicitly allows a synchronous platform to
+issue "two separate synchronous queries on different threads", so that is
+what this module does: one ``getaddrinfo`` per family, each on a thread of a
+small shared pool, each answer handed to the racer the moment it arrives.
+
+The pool is bounded (a burst of connections must not become a burst of
+threads), created lazily (importing eyeshim starts nothing), fork-safe (a
+child process gets a fresh, empty pool rather than the parent's dead
+threads and held locks) and lets idle threads exit after a short linger, so
+no thread outlives its work for long.  Threads are daemons: a lookup that
+hangs must never keep the interpreter from exiting.
+
+Two kinds of name never reach the pool:
+
+* IP literals (and ``None``): ``AI_NUMERICHOST`` resolves them in the
+  caller's thread without any I/O.
+* names listed in the hosts file: ``AF_UNSPEC`` answers them from the file
+  without touching DNS, whereas a per-family AAAA lookup of a name that the
+  file lists only with IPv4 (``localhost`` on many systems) falls through to
+  DNS and sends a query the stock call never would.  These are resolved with
+  the stock ``AF_UNSPEC`` call in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import threading
+from typing import Any, Callable, Deque, List, NamedTuple, Optional, Protocol, Tuple, Union
+
+__all__ = [
+    "AddrInfo",
+    "Answer",
+    "HostsFile",
+    "ResolverPool",
+    "ThreadedResolver",
+    "numeric_addresses",
+]
+
+# A getaddrinfo() result entry: (family, type, proto, canonname, sockaddr).
+AddrInfo = Tuple[Any, Any, int, str, Tuple[Any, ...]]
+Host = Union[str, bytes, None]
+Port = Union[str, bytes, int, None]
+
+
+class Answer(NamedTuple):
+    """One family's answer: the addresses, or the error getaddrinfo raised."""
+
+    family: int
+    infos: List[AddrInfo]
+    error: Optional[BaseException]
+
+
+class Resolver(Protocol):
+    """What the racer needs from a resolver (tests substitute a fake one)."""
+
+    def resolve(
+        self,
+        host: Host,
+        port: Port,
+        family: int,
+        deliver: Callable[[Answer], None],
+    ) -> Callable[[], None]:
+        """Start looking up ``host`` for ``family``; call ``deliver`` exactly
+        once with the answer, from any thread.  Return a function that
+        cancels the lookup if it has not started yet."""
+        ...
+
+
+class _Job:
+    __slots__ = ("cancelled", "func")
+
+    def __init__(self, func: Callable[[], None]) -> None:
+        self.func = func
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        # Only a job still waiting in the queue can be cancelled: a running
+        # getaddrinfo cannot be interrupted, and its answer is simply ignored.
+        self.cancelled = True
+
+
+class ResolverPool:
+    """A bounded, lazily grown, fork-safe pool of daemon threads."""
+
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            # Threads do not survive fork(); the child must not wait for them
+            # or inherit a lock that one of them held at the moment of fork.
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._queue: Deque[_Job] = collections.deque()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(
+        self, func: Callable[[], None], max_threads: int, idle_timeout: float
+    ) -> Callable[[], None]:
+        """Run ``func`` on a pool thread; return a cancel function."""
+        job = _Job(func)
+        with self._lock:
+            self._queue.append(job)
+            if self._idle >= len(self._queue):
+                self._work.notify()
+            elif self._threads < max_threads:
+                self._threads += 1
+                try:
+                    thread = threading.Thread(
+                        target=self._worker,
+                        args=(idle_timeout,),
+                        name="eyeshim-resolver",
+                        daemon=True,
+                    )
+                    thread.start()
+                except BaseException:
+                    self._threads -= 1
+                    self._queue.remove(job)
+                    raise
+            # else: every thread is busy and the bound is reached; the job
+            # waits for the first thread that finishes.
+        return job.cancel
+
+    def _worker(self, idle_timeout: float) -> None:
+        lock = self._lock
+        work = self._work
+        while True:
+            with lock:
+                if lock is not self._lock:  # pragma: no cover - forked meanwhile
+                    return
+                if not self._queue:
+                    self._idle += 1
+                    work.wait(idle_timeout)
+                    self._idle -= 1
+                    if not self._queue:
+                        self._threads -= 1
+                        return
+                job = self._queue.popleft()
+            if not job.cancelled:
+                job.func()
+
+    @property
+    def thread_count(self) -> int:
+        """Threads alive in the pool right now (for tests and status)."""
+        with self._lock:
+            return self._threads
+
+
+POOL = ResolverPool()
+
+
+class ThreadedResolver:
+    """Per-family getaddrinfo on the shared pool.
+
+    ``getaddrinfo`` defaults to ``socket.getaddrinfo`` *as it is when the
+    lookup is requested*, like the stdlib's create_connection, so a test
+    double or another library's patch of it is honoured.
+    """
+
+    def __init__(
+        self,
+        max_threads: int = 8,
+        idle_timeout: float = 2.0,
+        getaddrinfo: Optional[Callable[..., List[AddrInfo]]] = None,
+        pool: ResolverPool = POOL,
+    ) -> None:
+        self._max_threads = max_threads
+        self._idle_timeout = idle_timeout
+        self._getaddrinfo = getaddrinfo
+        self._pool = pool
+
+    def resolve(
+        self,
+        host: Host,
+        port: Port,
+        family: int,
+        deliver: Callable[[Answer], None],
+    ) -> Callable[[], None]:
+        getaddrinfo = self._getaddrinfo or socket.getaddrinfo
+
+        def lookup() -> None:
+            try:
+                infos = getaddrinfo(host, port, family, socket.SOCK_STREAM)
+            except Exception as exc:
+                deliver(Answer(family, [], exc))
+            else:
+                deliver(Answer(family, list(infos), None))
+
+        return self._pool.submit(lookup, self._max_threads, self._idle_timeout)
+
+
+def numeric_addresses(host: Host, port: Port) -> Optional[List[AddrInfo]]:
+    """Resolve ``host`` without any I/O if it is an IP literal (or None).
+
+    Returns None for a name that needs a lookup.  Other errors (a bad port,
+    a wrong argument type) propagate exactly as getaddrinfo raises them, so
+    the caller sees the stdlib's own error for bad input.
+    """
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_NONAME:
+            return None
+        # EAI_SERVICE (unknown port name) and friends: same answer as the
+        # stdlib would give, no point asking DNS.
+        raise
+
+
+class HostsFile:
+    """The set of names in the hosts file, re-read when the file changes."""
+
+    def __init__(self, path: str = "/etc/hosts") -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: Optional[Tuple[int, int]] = None
+        self._names: frozenset[str] = frozenset()
+
+    def __contains__(self, host: object) -> bool:
+        if isinstance(host, bytes):
+            try:
+                host = host.decode("ascii")
+            except UnicodeDecodeError:
+                return False
+        if not isinstance(host, str):
+            return False
+        return host.lower().rstrip(".") in self.names()
+
+    def names(self) -> frozenset[str]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return frozenset()
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._names = self._parse()
+                self._stamp = stamp
+            return self._names
+
+    def _parse(self) -> frozenset[str]:
+        names: set[str] = set()
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    fields = line.split("#", 1)[0].split()
+                    names.update(name.lower().rstrip(".") for name in fields[1:])
+        except OSError:
+            return frozenset()
+        return frozenset(names)
+
+
+HOSTS = HostsFile()

@@ -1,0 +1,262 @@
+"""The race on real loopback sockets.
+
+A silently dropping address is a listener whose accept queue is full (see
+eyeshim/demo.py); a refusing one is a closed port.  Time bounds are
+generous: these tests check behaviour (who won, in which order attempts
+started, what was left open), not speed; speed lives in benchmarks/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+
+import eyeshim
+from eyeshim import resolving
+from eyeshim.config import Config
+from eyeshim.connection import connect
+from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
+from eyeshim.history import History
+from eyeshim.racing import Attempt, SocketConnector
+
+NO_HISTORY: Any = None
+FAST_EXIT = Config(resolver_idle_timeout=0.05)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+
+
+@pytest.fixture
+def lab() -> Iterator[BrokenAndWorking]:
+    with BrokenAndWorking() as net, demo_name_resolves_to(net):
+        yield net
+
+
+class SpyConnector(SocketConnector):
+    """Records the order and time of every connect() issued."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.started: List[Tuple[float, str]] = []
+
+    def connect(self, attempt: Attempt) -> bool:
+        self.started.append((time.monotonic(), attempt.address))
+        return super().connect(attempt)
+
+
+def wait_for_pool_to_drain(bound: float = 5.0) -> int:
+    deadline = time.monotonic() + bound
+    while resolving.POOL.thread_count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return resolving.POOL.thread_count
+
+
+@needs_proc
+def test_broken_preferred_address_falls_back_and_leaks_nothing(lab: BrokenAndWorking) -> None:
+    before_fds = open_fds()
+    before_threads = threading.active_count()
+    spy = SpyConnector()
+    started = time.monotonic()
+    sock = connect((DEMO_NAME, lab.port), 10, connector=spy, history=NO_HISTORY, config=FAST_EXIT)
+    elapsed = time.monotonic() - started
+    with sock:
+        assert sock.getpeername()[0] == lab.working_host
+    assert [address for _, address in spy.started] == [lab.broken_host, lab.working_host]
+    # The fallback waited for the attempt delay, not for the 10 s timeout.
+    assert 0.2 <= spy.started[1][0] - spy.started[0][0] < 2.0
+    assert elapsed < 5.0
+    assert open_fds() == before_fds
+    assert wait_for_pool_to_drain() == 0
+    assert threading.active_count() <= before_threads
+
+
+def test_history_makes_the_second_connection_skip_the_broken_address(
+    lab: BrokenAndWorking,
+) -> None:
+    history = History()
+    connect((DEMO_NAME, lab.port), 10, history=history).close()
+    assert history.failed_recently(lab.broken_host)
+    assert not history.failed_recently(lab.working_host)
+    spy = SpyConnector()
+    with connect((DEMO_NAME, lab.port), 10, connector=spy, history=history) as sock:
+        assert sock.getpeername()[0] == lab.working_host
+    assert [address for _, address in spy.started] == [lab.working_host]
+
+
+def test_refused_address_hands_over_without_waiting_for_the_delay() -> None:
+    # ::1 (or 127.0.0.2) has nothing listening on the port: instant refusal.
+    with BrokenAndWorking() as net, demo_name_resolves_to(net):
+        for sock in net.sockets[:2]:
+            sock.close()  # the dropping listener and its filler: port now closed
+        config = Config(connection_attempt_delay=2.0, max_connection_attempt_delay=2.0)
+        spy = SpyConnector()
+        started = time.monotonic()
+        with connect(
+            (DEMO_NAME, net.port), 10, connector=spy, config=config, history=NO_HISTORY
+        ) as sock:
+            assert sock.getpeername()[0] == net.working_host
+        assert [a for _, a in spy.started] == [net.broken_host, net.working_host]
+        assert time.monotonic() - started < 1.0  # far below the 2 s attempt delay
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_all_refused_raises_connection_refused() -> None:
+    port = closed_port()
+    with pytest.raises(ConnectionRefusedError):
+        eyeshim.create_connection(("127.0.0.1", port), timeout=5)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="all_errors is 3.11+")
+def test_all_errors_real(lab: BrokenAndWorking) -> None:
+    for sock in lab.sockets:
+        sock.close()  # both addresses now refuse
+    with pytest.raises(ExceptionGroup) as caught:  # noqa: F821
+        eyeshim.create_connection((DEMO_NAME, lab.port), timeout=5, all_errors=True)
+    assert len(caught.value.exceptions) == 2
+    assert all(isinstance(e, ConnectionRefusedError) for e in caught.value.exceptions)
+
+
+@needs_proc
+def test_timeout_when_every_address_drops(lab: BrokenAndWorking) -> None:
+    before = open_fds()
+    started = time.monotonic()
+    with pytest.raises(socket.timeout):
+        connect((lab.broken_host, lab.port), 0.5, history=NO_HISTORY)
+    with pytest.raises(socket.timeout):
+        # Two dropping addresses behind one name: one overall deadline.
+        connect((DEMO_NAME, lab.port), 0.6, family=lab.broken_family, history=NO_HISTORY)
+    assert time.monotonic() - started < 5.0
+    assert open_fds() == before
+
+
+def test_returned_socket_is_blocking_with_callers_timeout(lab: BrokenAndWorking) -> None:
+    with connect((DEMO_NAME, lab.port), 7.5, history=NO_HISTORY) as sock:
+        assert sock.gettimeout() == 7.5
+    with connect((DEMO_NAME, lab.port), None, history=NO_HISTORY) as sock:
+        assert sock.gettimeout() is None and sock.getblocking()
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(4.0)
+    try:
+        with eyeshim.create_connection((DEMO_NAME, lab.port)) as sock:
+            assert sock.gettimeout() == 4.0
+        with eyeshim.create_connection(("127.0.0.1", lab.port)) as sock:
+            assert sock.gettimeout() == 4.0
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def test_source_address_is_bound_and_family_mismatch_is_skipped(lab: BrokenAndWorking) -> None:
+    spy = SpyConnector(source_address=("127.0.0.1", 0))
+    with connect((DEMO_NAME, lab.port), 5, connector=spy, history=NO_HISTORY) as sock:
+        assert sock.getsockname()[0] == "127.0.0.1"
+        assert sock.getpeername()[0] == lab.working_host
+    if lab.broken_family == socket.AF_INET6:
+        # The IPv6 attempt failed at bind() and never sent a SYN.
+        assert [a for _, a in spy.started] == [lab.working_host]
+    with eyeshim.create_connection(
+        ("127.0.0.1", lab.port), 5, source_address=("127.0.0.1", 0)
+    ) as sock:
+        assert sock.getsockname()[0] == "127.0.0.1"
+
+
+def test_prepare_socket_runs_before_connect(lab: BrokenAndWorking) -> None:
+    seen: List[bool] = []
+
+    def prepare(sock: socket.socket) -> None:
+        with pytest.raises(OSError):
+            sock.getpeername()  # not connected yet
+        seen.append(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    with connect((DEMO_NAME, lab.port), 5, prepare_socket=prepare, history=NO_HISTORY) as sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    assert len(seen) == 2  # both attempts were prepared
+
+
+def test_ip_literal_and_hosts_file_names_use_no_thread(
+    lab: BrokenAndWorking, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_threads(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("the resolver pool was used")
+
+    monkeypatch.setattr(resolving.POOL, "submit", no_threads)
+    with eyeshim.create_connection(("127.0.0.1", lab.port), 5) as sock:
+        assert sock.getpeername()[0] == "127.0.0.1"
+    if "localhost" in resolving.HOSTS:
+        with eyeshim.create_connection(("localhost", lab.port), 5) as sock:
+            assert sock.getpeername()[0] in ("127.0.0.1", "::1")
+
+
+def test_a_slow_lookup_never_blocks_the_caller(
+    lab: BrokenAndWorking, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = socket.getaddrinfo
+    released = threading.Event()
+
+    def slow_aaaa(host: Any, port: Any, family: int = 0, *a: Any, **kw: Any) -> Any:
+        if family == socket.AF_INET6 and host == DEMO_NAME:
+            released.wait(10)  # a lost AAAA reply
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, port, family, *a, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_aaaa)
+    started = time.monotonic()
+    try:
+        with connect((DEMO_NAME, lab.port), 10, history=NO_HISTORY, config=FAST_EXIT) as sock:
+            assert sock.getpeername()[0] == "127.0.0.1"
+        # Resolution Delay (50 ms) then IPv4, while the AAAA thread still hangs.
+        assert time.monotonic() - started < 2.0
+        assert resolving.POOL.thread_count >= 1
+    finally:
+        released.set()
+    assert wait_for_pool_to_drain() == 0
+
+
+BAD_INPUTS = [
+    (("127.0.0.1", 1), "x"),  # timeout of the wrong type
+    (("127.0.0.1", 1), -1),  # negative timeout
+    (("127.0.0.1",), 1),  # address missing its port
+    ("127.0.0.1", 1),  # address not a tuple
+    (("127.0.0.1", "no-such-service-name"), 1),
+    ((12345, 80), 1),  # host of the wrong type
+    (("127.0.0.1", []), 1),  # port of the wrong type
+]
+
+
+@pytest.mark.parametrize(("address", "timeout"), BAD_INPUTS)
+def test_bad_input_raises_what_the_stdlib_raises(address: Any, timeout: Any) -> None:
+    with pytest.raises(Exception) as stock:
+        socket.create_connection(address, timeout)
+    with pytest.raises(Exception) as ours:
+        eyeshim.create_connection(address, timeout)
+    assert type(ours.value) is type(stock.value)
+
+
+def test_demo_command_shows_the_fallback() -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "eyeshim", "demo", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if "ms" in line and "connected" in line]
+    assert len(lines) == 3
+    assert all(line.rstrip().endswith("127.0.0.1") for line in lines)

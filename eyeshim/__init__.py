@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from .config import Config
     from .connection import create_connection, get_config, get_history, set_config
     from .history import History
+    from .patches import (
+        install,
+        install_from_env,
+        installed,
+        installed_integrations,
+        is_installed,
+        uninstall,
+    )
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -30,6 +38,12 @@ _EXPORTS = {
     "get_config": ".connection",
     "get_history": ".connection",
     "set_config": ".connection",
+    "install": ".patches",
+    "install_from_env": ".patches",
+    "installed": ".patches",
+    "installed_integrations": ".patches",
+    "is_installed": ".patches",
+    "uninstall": ".patches",
 }
 
 __all__ = [
@@ -39,7 +53,13 @@ __all__ = [
     "create_connection",
     "get_config",
     "get_history",
+    "install",
+    "install_from_env",
+    "installed",
+    "installed_integrations",
+    "is_installed",
     "set_config",
+    "uninstall",
 ]
 
 

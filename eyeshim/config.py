@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
-__all__ = ["ENV_PREFIX", "Config", "parse_bool", "parse_duration"]
+__all__ = ["ENV_PREFIX", "Config", "parse_bool", "parse_duration", "parse_integrations"]
 
 ENV_PREFIX = "EYESHIM_"
 
@@ -57,6 +57,20 @@ def parse_duration(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"expected a finite duration, got {text!r}")
     return value
+
+
+def parse_integrations(variable: str, text: str, known: Iterable[str]) -> Tuple[str, ...]:
+    """Parse a comma-separated list of integration names (``EYESHIM_INTEGRATIONS``,
+    ``EYESHIM_DISABLE``); unknown names raise ValueError naming the variable."""
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    allowed = tuple(known)
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(
+            f"{variable}={text!r}: unknown integration(s) {', '.join(map(repr, unknown))}; "
+            f"expected a comma-separated list of: {', '.join(allowed)}"
+        )
+    return names
 
 
 def _parse_int(text: str) -> int:

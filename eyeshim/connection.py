@@ -128,12 +128,12 @@ def _connect_one(
     family, type_, proto, _, sockaddr = info
     sock = socket.socket(family, type_, proto)
     try:
+        if prepare_socket is not None:
+            prepare_socket(sock)
         if timeout is not DEFAULT_TIMEOUT:
             sock.settimeout(timeout)
         if source_address:
             sock.bind(source_address)
-        if prepare_socket is not None:
-            prepare_socket(sock)
         sock.connect(sockaddr)
     except OSError as exc:
         sock.close()
@@ -193,7 +193,7 @@ def connect(
 
     known: Optional[List[AddrInfo]] = None
     if resolver is None:
-        known = numeric_addresses(host, port)
+        known = numeric_addresses(host, port, family)
         if known is None and host in HOSTS:
             # Answered from the file without DNS, as the stdlib would (see
             # resolving.py for why this must not go per family).

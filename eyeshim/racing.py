@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import logging
 import math
 import os
 import selectors
@@ -59,6 +60,8 @@ from .history import History
 from .resolving import AddrInfo, Answer
 
 __all__ = ["Attempt", "Connector", "Inbox", "Race", "SocketConnector", "address_of"]
+
+logger = logging.getLogger("eyeshim")
 
 _IN_PROGRESS = frozenset(
     code
@@ -232,6 +235,10 @@ class SocketConnector:
         sock = socket.socket(family, type_, proto)
         try:
             sock.setblocking(False)
+            # Caller options first: some (SO_REUSEADDR, SO_BINDTODEVICE)
+            # must precede bind(), and urllib3 applies them first too.
+            if self._prepare_socket is not None:
+                self._prepare_socket(sock)
             if self._source_address:
                 if _IP_BIND_ADDRESS_NO_PORT is not None and not self._source_address[1]:
                     try:
@@ -239,8 +246,6 @@ class SocketConnector:
                     except OSError:
                         pass  # an optimisation only
                 sock.bind(self._source_address)
-            if self._prepare_socket is not None:
-                self._prepare_socket(sock)
         except BaseException:
             sock.close()
             raise
@@ -370,7 +375,7 @@ class Race:
         self.errors: List[BaseException] = []
         self.dns_errors: Dict[int, BaseException] = {}
         self._seen: Set[Tuple[Any, ...]] = set()
-        self._a_arrived: Optional[float] = None
+        self._first_answer: Optional[float] = None
         self._may_connect = False
         self._last_start: Optional[float] = None
         self._next_start = -math.inf
@@ -398,21 +403,32 @@ class Race:
             self.pending.discard(answer.family)
             if answer.error is not None:
                 self.dns_errors[answer.family] = answer.error
-            elif (
-                self._add(answer.infos)
-                and answer.family == socket.AF_INET
-                and self._a_arrived is None
-            ):
-                self._a_arrived = now
+            elif self._add(answer.infos) and self._first_answer is None:
+                self._first_answer = now
 
     def _update_gate(self, now: float) -> None:
         if self._may_connect or not self.untried:
             return
-        if socket.AF_INET6 not in self.pending:
-            # R3 (AAAA positive: go), R6 (AAAA negative: go with what we have).
+        if not self.pending:
+            # Every lookup has answered: nothing left to wait for (R6 when
+            # the AAAA answer was negative).
             self._may_connect = True
-        elif self._a_arrived is not None and now >= self._a_arrived + self.config.resolution_delay:
-            self._may_connect = True  # R4: waited long enough for AAAA
+            return
+        head = self.untried[0]
+        if head[0] == socket.AF_INET6 and not self._known_broken(head):
+            self._may_connect = True  # R3: a usable IPv6 address, go at once
+        elif (
+            self._first_answer is not None
+            and now >= self._first_answer + self.config.resolution_delay
+        ):
+            # R4: A came first and AAAA is late.  The same wait applies when
+            # AAAA came first but history says its addresses just failed:
+            # give the other family the Resolution Delay to answer rather
+            # than walk straight into a known-broken address.
+            self._may_connect = True
+
+    def _known_broken(self, info: AddrInfo) -> bool:
+        return self.history is not None and self.history.failed_recently(address_of(info))
 
     # -- attempts ------------------------------------------------------------
 
@@ -445,6 +461,8 @@ class Race:
             return None
         attempt.started = now
         self.started.append(attempt)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("attempt %d: connecting to %s", len(self.started), attempt.address)
         self._last_start = now
         try:
             connected = self.connector.connect(attempt)
@@ -459,6 +477,13 @@ class Race:
         return None
 
     def _failed(self, attempt: Attempt, error: BaseException, now: float) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "attempt to %s failed after %.1f ms: %s",
+                attempt.address,
+                (now - attempt.started) * 1000,
+                error,
+            )
         self.errors.append(error)
         if self.history is not None:
             self.history.record_failure(attempt.address)
@@ -470,6 +495,15 @@ class Race:
         # Several attempts can complete within one poll: the one that started
         # first (the better-ranked address) wins, the rest are closed.
         attempt = min(winners, key=lambda a: a.started)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "connected to %s in %.1f ms (attempt %d of %d started; %d untried)",
+                attempt.address,
+                (now - attempt.started) * 1000,
+                self.started.index(attempt) + 1,
+                len(self.started),
+                len(self.untried),
+            )
         if self.history is not None:
             self.history.record_success(
                 attempt.address, now - attempt.started, self.connector.local_address(attempt)
@@ -565,8 +599,8 @@ class Race:
                 assert self._last_start is not None
                 floor = self._last_start + ATTEMPT_DELAY_FLOOR
                 times.append(floor if not self.running else max(floor, self._next_start))
-            elif self._a_arrived is not None:
-                times.append(self._a_arrived + self.config.resolution_delay)
+            elif self._first_answer is not None:
+                times.append(self._first_answer + self.config.resolution_delay)
         return min(times) if times else None
 
 

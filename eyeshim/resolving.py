@@ -198,7 +198,16 @@ class ThreadedResolver:
         return self._pool.submit(lookup, self._max_threads, self._idle_timeout)
 
 
-def numeric_addresses(host: Host, port: Port) -> Optional[List[AddrInfo]]:
+# A literal of a family the caller excluded (urllib3 forcing IPv4 and an
+# IPv6 literal): glibc says EAI_ADDRFAMILY or EAI_FAMILY.
+_WRONG_FAMILY = frozenset(
+    code
+    for code in (getattr(socket, "EAI_ADDRFAMILY", None), getattr(socket, "EAI_FAMILY", None))
+    if code is not None
+)
+
+
+def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[AddrInfo]]:
     """Resolve ``host`` without any I/O if it is an IP literal (or None).
 
     Returns None for a name that needs a lookup.  Other errors (a bad port,
@@ -206,10 +215,14 @@ def numeric_addresses(host: Host, port: Port) -> Optional[List[AddrInfo]]:
     the caller sees the stdlib's own error for bad input.
     """
     try:
-        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+        return socket.getaddrinfo(
+            host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+        )
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_NONAME:
             return None
+        if exc.errno in _WRONG_FAMILY:
+            return []  # a literal of the other family: nothing to connect to
         # EAI_SERVICE (unknown port name) and friends: same answer as the
         # stdlib would give, no point asking DNS.
         raise

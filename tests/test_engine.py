@@ -371,6 +371,28 @@ def test_history_second_race_skips_the_broken_address() -> None:
     assert again.starts() == [(start, A1)]  # no delay at all this time
 
 
+def test_history_known_broken_aaaa_waits_for_a_instead_of_connecting() -> None:
+    # AAAA answers first, but its only address failed last time: R3's
+    # "connect at once" would walk into it; wait for A instead.
+    net = FakeNet()
+    history = make_history(net)
+    history.record_failure(S1)
+    net.behave(A1, ok(1))
+    sock = run(net, {V6: (0, [S1]), V4: (20, [A1])}, history=history)
+    assert sock.address == A1
+    assert net.starts() == [(20.0, A1)]
+
+
+def test_history_known_broken_aaaa_still_tried_after_resolution_delay() -> None:
+    net = FakeNet()
+    history = make_history(net)
+    history.record_failure(S1)
+    net.behave(S1, ok(1))  # it works again
+    sock = run(net, {V6: (0, [S1]), V4: None}, history=history)
+    assert sock.address == S1
+    assert net.starts() == [(50.0, S1)]
+
+
 def test_history_failure_expires() -> None:
     net = FakeNet()
     history = make_history(net, failure_ttl=10.0)

@@ -29,8 +29,9 @@ import math
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import events
 from .config import DEFAULT_CONFIG, Config
 from .history import History
 from .ordering import Orderer, policy_table
@@ -107,6 +108,9 @@ def _effective_timeout(timeout: Any) -> Optional[float]:
     if timeout < 0:
         raise ValueError("Timeout value out of range")
     return float(timeout)
+
+
+_FAMILY_NAMES: Dict[int, str] = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 
 
 def _families(family: int) -> Tuple[int, ...]:
@@ -188,7 +192,10 @@ def connect(
     cfg = config if config is not None else _config
     families = _families(family)
     clock = connector.now if connector is not None else time.monotonic
-    deadline = None if socket_timeout is None else clock() + socket_timeout
+    start = clock()
+    deadline = None if socket_timeout is None else start + socket_timeout
+    # None unless someone listens (a subscriber, or the logger at DEBUG).
+    emit = events.emitter(host, clock, start)
     hist = get_history(cfg) if history is ... else history
 
     known: Optional[List[AddrInfo]] = None
@@ -200,7 +207,7 @@ def connect(
             known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     if known is not None:
         known = [info for info in known if info[0] in families]
-        if len(known) == 1 and connector is None:
+        if len(known) == 1 and connector is None and emit is None:
             return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
         if not known:
             raise OSError("getaddrinfo returns an empty list")
@@ -212,6 +219,14 @@ def connect(
         **({"find_source": find_source} if find_source is not None else {}),
     )
     conn = connector if connector is not None else SocketConnector(source_address, prepare_socket)
+    if emit is not None:
+        emit(
+            "race",
+            port=port,
+            timeout=socket_timeout,
+            families=[_FAMILY_NAMES[f] for f in families] if known is None else [],
+            known=[str(info[4][0]) for info in known] if known is not None else [],
+        )
     inbox = Inbox()
     cancels: List[Callable[[], None]] = []
     lookups: Sequence[int] = ()
@@ -224,6 +239,8 @@ def connect(
             )
             lookups = families
             for fam in families:
+                if emit is not None:
+                    emit("query", family=_FAMILY_NAMES[fam])
                 cancels.append(res.resolve(host, port, fam, inbox.deliver))
         race = Race(
             conn,
@@ -236,6 +253,8 @@ def connect(
             lookups=lookups,
             initial=known or (),
             cancel_lookups=cancels,
+            emit=emit,
+            timeout=socket_timeout,
         )
     except BaseException:
         for cancel in cancels:

@@ -55,6 +55,7 @@ from typing import (
     Tuple,
 )
 
+from . import events as _events
 from .config import ATTEMPT_DELAY_FLOOR, Config
 from .history import History
 from .resolving import AddrInfo, Answer
@@ -91,13 +92,14 @@ def address_of(info: AddrInfo) -> str:
 class Attempt:
     """One connection attempt: the address, when it started, its socket."""
 
-    __slots__ = ("address", "handle", "info", "started")
+    __slots__ = ("address", "failed_after", "handle", "info", "started")
 
     def __init__(self, info: AddrInfo, handle: Any) -> None:
         self.info = info
         self.address = address_of(info)
         self.handle = handle
         self.started = math.nan
+        self.failed_after: Optional[float] = None
 
     def __repr__(self) -> str:
         return f"Attempt({self.address!r}, started={self.started:.3f})"
@@ -331,6 +333,8 @@ class SocketConnector:
         self._inbox_fd = None
 
 
+_FAMILY_NAMES: Dict[int, str] = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+
 OrderFunc = Callable[[List[AddrInfo]], List[AddrInfo]]
 
 
@@ -359,8 +363,12 @@ class Race:
         lookups: Sequence[int] = (),
         initial: Sequence[AddrInfo] = (),
         cancel_lookups: Sequence[Callable[[], None]] = (),
+        emit: Optional[Callable[..., None]] = None,
+        timeout: Optional[float] = None,
     ) -> None:
         self.connector = connector
+        self.emit = emit
+        self.timeout = timeout
         self.config = config
         self.order = order
         self.history = history
@@ -379,9 +387,14 @@ class Race:
         self._may_connect = False
         self._last_start: Optional[float] = None
         self._next_start = -math.inf
+        self._winner: Optional[Attempt] = None
+        self._won_at = math.nan
+        self._closed_losers: List[str] = []
         if initial:
             self._add(list(initial))
             self._may_connect = bool(self.untried)
+            if emit is not None and self.untried:
+                emit("gate", reason="known")
 
     # -- DNS answers ---------------------------------------------------------
 
@@ -396,11 +409,45 @@ class Race:
             # R7/R24: newcomers are sorted together with the addresses not yet
             # tried; attempts already running are left alone (R22).
             self.untried = self.order(self.untried + new)
+            if self.emit is not None:
+                self._emit_order()
         return bool(new)
+
+    def _emit_order(self) -> None:
+        assert self.emit is not None
+        addresses = [address_of(info) for info in self.untried]
+        explain = getattr(self.order, "explain", None)
+        rules = explain(self.untried) if explain is not None else []
+        if self.history is not None:
+            known = {}
+            for address in addresses:
+                record = self.history.get(address)
+                if record is not None:
+                    known[address] = {
+                        "rtt": record.srtt,
+                        "failures": record.failures,
+                        "used": record.last_success is not None,
+                    }
+            if known:
+                self.emit("history", known=known)
+        self.emit("sorted", order=addresses, rules=rules)
 
     def _take_answers(self, now: float) -> None:
         for answer in self.inbox.take():
             self.pending.discard(answer.family)
+            if self.emit is not None:
+                if answer.error is not None:
+                    self.emit(
+                        "answer",
+                        family=_FAMILY_NAMES.get(answer.family, answer.family),
+                        error=str(answer.error),
+                    )
+                else:
+                    self.emit(
+                        "answer",
+                        family=_FAMILY_NAMES.get(answer.family, answer.family),
+                        addresses=[address_of(info) for info in answer.infos],
+                    )
             if answer.error is not None:
                 self.dns_errors[answer.family] = answer.error
             elif self._add(answer.infos) and self._first_answer is None:
@@ -412,11 +459,11 @@ class Race:
         if not self.pending:
             # Every lookup has answered: nothing left to wait for (R6 when
             # the AAAA answer was negative).
-            self._may_connect = True
+            self._open_gate("all answered")
             return
         head = self.untried[0]
         if head[0] == socket.AF_INET6 and not self._known_broken(head):
-            self._may_connect = True  # R3: a usable IPv6 address, go at once
+            self._open_gate("aaaa")  # R3: a usable IPv6 address, go at once
         elif (
             self._first_answer is not None
             and now >= self._first_answer + self.config.resolution_delay
@@ -425,7 +472,12 @@ class Race:
             # AAAA came first but history says its addresses just failed:
             # give the other family the Resolution Delay to answer rather
             # than walk straight into a known-broken address.
-            self._may_connect = True
+            self._open_gate("resolution delay")
+
+    def _open_gate(self, reason: str) -> None:
+        self._may_connect = True
+        if self.emit is not None:
+            self.emit("gate", reason=reason)
 
     def _known_broken(self, info: AddrInfo) -> bool:
         return self.history is not None and self.history.failed_recently(address_of(info))
@@ -457,36 +509,64 @@ class Race:
         except OSError as exc:
             # Failed before a packet was sent (e.g. source_address of the
             # other family): nothing to pace, try the next address now.
+            if self.emit is not None:
+                self.emit(
+                    "failed",
+                    address=address_of(info),
+                    errno=exc.errno,
+                    error=str(exc),
+                    elapsed=0.0,
+                    before_connect=True,
+                )
             self.errors.append(exc)
             return None
         attempt.started = now
         self.started.append(attempt)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("attempt %d: connecting to %s", len(self.started), attempt.address)
         self._last_start = now
         try:
             connected = self.connector.connect(attempt)
         except OSError as exc:
+            if self.emit is not None:
+                self.emit(
+                    "attempt",
+                    address=attempt.address,
+                    family=_FAMILY_NAMES.get(info[0], info[0]),
+                    number=len(self.started),
+                    next_in=0.0,
+                )
             self.connector.discard(attempt)
             self._failed(attempt, exc, now)
             return None
-        self._next_start = now + self._attempt_delay(attempt.address)
+        delay = self._attempt_delay(attempt.address)
+        self._next_start = now + delay
+        if self.emit is not None:
+            self.emit(
+                "attempt",
+                address=attempt.address,
+                family=_FAMILY_NAMES.get(info[0], info[0]),
+                number=len(self.started),
+                next_in=delay,
+            )
         self.running.append(attempt)
         if connected:
             return self._win([attempt], now)
         return None
 
     def _failed(self, attempt: Attempt, error: BaseException, now: float) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "attempt to %s failed after %.1f ms: %s",
-                attempt.address,
-                (now - attempt.started) * 1000,
-                error,
+        attempt.failed_after = now - attempt.started
+        if self.emit is not None:
+            self.emit(
+                "failed",
+                address=attempt.address,
+                errno=getattr(error, "errno", None),
+                error=str(error),
+                elapsed=now - attempt.started,
             )
         self.errors.append(error)
         if self.history is not None:
             self.history.record_failure(attempt.address)
+            if self.emit is not None:
+                self.emit("recorded", address=attempt.address, outcome="failure")
         # A failure hands over to the next attempt immediately (the 10 ms
         # floor still applies in _may_start).
         self._next_start = min(self._next_start, now)
@@ -495,24 +575,22 @@ class Race:
         # Several attempts can complete within one poll: the one that started
         # first (the better-ranked address) wins, the rest are closed.
         attempt = min(winners, key=lambda a: a.started)
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "connected to %s in %.1f ms (attempt %d of %d started; %d untried)",
-                attempt.address,
-                (now - attempt.started) * 1000,
-                self.started.index(attempt) + 1,
-                len(self.started),
-                len(self.untried),
-            )
+        self._winner, self._won_at = attempt, now
+        local = self.connector.local_address(attempt)
+        if self.emit is not None:
+            self.emit("connected", address=attempt.address, rtt=now - attempt.started, local=local)
         if self.history is not None:
-            self.history.record_success(
-                attempt.address, now - attempt.started, self.connector.local_address(attempt)
-            )
+            self.history.record_success(attempt.address, now - attempt.started, local)
+            if self.emit is not None:
+                self.emit("recorded", address=attempt.address, outcome="success")
             for other in self.running:
                 if other is not attempt and other.started < attempt.started:
                     # It had a head start and still lost: remember it, so the
                     # next race leads with the address that works.
                     self.history.record_failure(other.address)
+                    if self.emit is not None:
+                        self.emit("recorded", address=other.address, outcome="lost")
+        self._closed_losers = [other.address for other in self.running if other is not attempt]
         self.running = []
         return self.connector.detach(attempt)
 
@@ -549,13 +627,65 @@ class Race:
     # -- the loop ------------------------------------------------------------
 
     def run(self) -> Any:
+        outcome = "failed"
+        error: Optional[BaseException] = None
         try:
-            return self._loop()
+            sock = self._loop()
+            outcome = "connected"
+            return sock
+        except socket.timeout as exc:
+            outcome, error = "timeout", exc
+            raise
+        except socket.gaierror as exc:
+            outcome, error = "resolve failed", exc
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
             for cancel in self.cancel_lookups:
                 cancel()
             self.connector.close()
             self.inbox.close()
+            self._finish(outcome, error)
+
+    def _finish(self, outcome: str, error: Optional[BaseException]) -> None:
+        winner = self._winner
+        saved = 0.0
+        if winner is not None and self.started:
+            # What the stdlib's sequential walk would have spent before
+            # reaching the winner: the full timeout on every earlier address
+            # still pending at the win (or at least the time it had been
+            # pending), the failure time of the ones that failed.
+            first = self.started[0].started
+            sequential = 0.0
+            for earlier in self.started:
+                if earlier is winner:
+                    break
+                if earlier.failed_after is not None:
+                    sequential += earlier.failed_after
+                else:
+                    pending = self._won_at - earlier.started
+                    sequential += max(self.timeout or 0.0, pending)
+            sequential += self._won_at - winner.started
+            saved = max(0.0, sequential - (self._won_at - first))
+        _events.count(
+            outcome,
+            family=winner.info[0] if winner is not None else 0,
+            attempts=len(self.started),
+            fallback=winner is not None and winner is not self.started[0],
+            saved=saved,
+        )
+        if self.emit is not None:
+            if self._closed_losers:
+                self.emit("closed", addresses=self._closed_losers)
+            self.emit(
+                "done",
+                outcome=outcome,
+                address=winner.address if winner is not None else None,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+                attempts=len(self.started),
+            )
 
     def _loop(self) -> Any:
         connector = self.connector

@@ -133,6 +133,15 @@ def test_r7_late_aaaa_joins_the_race_sorted_first() -> None:
     assert net.starts() == [(50.0, A1), (300.0, S1)]
 
 
+def test_r7_all_ipv4_failed_still_waits_for_a_late_aaaa() -> None:
+    net = FakeNet()
+    net.behave(A1, refuse(5))
+    net.behave(S1, ok(2))
+    sock = run(net, {V6: (400, [S1]), V4: (0, [A1])}, timeout=5)
+    assert sock.address == S1
+    assert net.starts() == [(50.0, A1), (400.0, S1)]
+
+
 def test_r7_late_aaaa_does_not_abort_running_attempt() -> None:
     net = FakeNet()
     net.behave(A1, ok(400))

@@ -1,0 +1,123 @@
+"""The matrix's scenarios: the seed article's seven DNS answers, DNS impairments, gai.conf.
+
+Each scenario has its own name in ``example.org`` (``s1`` ... ``s7``, ``d1`` ... ``d5``, ``g3``,
+``g4``) so all of them live in one zone and matrix cells can run concurrently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from integrations.dnszone import Impairment, Zone
+from integrations.topology import CLIENTS, short_address
+
+__all__ = ["BROKEN", "SCENARIOS", "Scenario", "matrix_zone"]
+
+V4_OK = "10.64.78.34"
+V4_BROKEN_A = "10.64.78.33"
+V4_BROKEN_B = "10.64.78.35"
+V6_OK = "2002:a40:4c07:1::faf1"
+V6_BROKEN_A = "2002:a40:4c07:1::faf2"
+V6_BROKEN_B = "2002:a40:4c07:1::aaa1"
+
+# Broken like in the seed: SYNs to these are dropped, so connects just time out.
+BROKEN = (V4_BROKEN_A, V4_BROKEN_B, V6_BROKEN_A, V6_BROKEN_B)
+
+# Where each kind of scenario runs: the seed's two clients, plus (full runs) the other variants.
+SEED_CLIENTS = ("v4", "ds", "nr", "d6")
+GAI_CLIENTS = ("dsg",)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str  # DNS label: <key>.example.org
+    title: str
+    a: tuple[str, ...]
+    aaaa: tuple[str, ...]
+    impair: dict[str, Impairment] = field(default_factory=dict)
+    clients: tuple[str, ...] = SEED_CLIENTS
+    group: str = "seed"
+
+    @property
+    def host(self) -> str:
+        return f"{self.key}.example.org"
+
+    def answer_text(self) -> str:
+        """The DNS answer as the matrix prints it, broken addresses marked with ✗."""
+        parts = []
+        for address in (*self.a, *self.aaaa):
+            mark = "✗" if address in BROKEN else ""
+            parts.append(f"{short_address(address)}{mark}")
+        text = " ".join(parts)
+        for rtype, imp in self.impair.items():
+            if imp.drop:
+                text += f"; {rtype} lost"
+            elif imp.servfail:
+                text += f"; {rtype} SERVFAIL"
+            elif imp.delay_ms:
+                text += f"; {rtype} +{imp.delay_ms:.0f} ms"
+        return text
+
+    def working(self, role: str) -> list[str]:
+        """Addresses the client ``role`` could connect to, given its IPv6 and the impairments
+        (lost or SERVFAIL answers do not count)."""
+        spec = CLIENTS[role]
+        out: list[str] = []
+        for rtype, addresses in (("A", self.a), ("AAAA", self.aaaa)):
+            imp = self.impair.get(rtype, Impairment())
+            if imp.drop or imp.servfail:
+                continue
+            if rtype == "AAAA" and not spec.has_ipv6_route:
+                continue
+            out.extend(a for a in addresses if a not in BROKEN)
+        return out
+
+    def best_case(self, role: str) -> float | None:
+        """Seconds a perfect client needs before it can connect (the fastest DNS answer that
+        leads to a working address), or None if nothing works."""
+        delays = []
+        for rtype, addresses in (("A", self.a), ("AAAA", self.aaaa)):
+            if any(a in self.working(role) for a in addresses):
+                delays.append(self.impair.get(rtype, Impairment()).delay_ms / 1000.0)
+        return min(delays) if delays else None
+
+
+_BOTH = ((V4_OK,), (V6_OK,))
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("s1", "one IPv4", (V4_OK,), ()),
+    Scenario("s2", "one IPv6", (), (V6_OK,)),
+    Scenario("s3", "IPv4 + IPv6", (V4_OK,), (V6_OK,)),
+    Scenario("s4", "IPv4 + broken IPv6", (V4_OK,), (V6_BROKEN_A,)),
+    Scenario("s5", "broken IPv4 + IPv6", (V4_BROKEN_B,), (V6_OK,)),
+    Scenario("s6", "IPv4 + two IPv6, one broken", (V4_OK,), (V6_BROKEN_B, V6_OK)),
+    Scenario("s7", "two IPv4, one broken + IPv6", (V4_BROKEN_A, V4_OK), (V6_OK,)),
+    Scenario("d1", "AAAA 300 ms late", *_BOTH, {"AAAA": Impairment(delay_ms=300)}, group="dns"),
+    Scenario("d2", "A 300 ms late", *_BOTH, {"A": Impairment(delay_ms=300)}, group="dns"),
+    Scenario("d3", "AAAA lost", *_BOTH, {"AAAA": Impairment(drop=True)}, group="dns"),
+    Scenario("d4", "A lost", *_BOTH, {"A": Impairment(drop=True)}, group="dns"),
+    Scenario("d5", "AAAA SERVFAIL", *_BOTH, {"AAAA": Impairment(servfail=True)}, group="dns"),
+    Scenario(
+        "g3",
+        "IPv4 + IPv6, gai.conf prefers 6to4",
+        (V4_OK,),
+        (V6_OK,),
+        clients=GAI_CLIENTS,
+        group="gai",
+    ),
+    Scenario(
+        "g4",
+        "IPv4 + broken IPv6, gai.conf prefers 6to4",
+        (V4_OK,),
+        (V6_BROKEN_A,),
+        clients=GAI_CLIENTS,
+        group="gai",
+    ),
+)
+
+
+def matrix_zone() -> Zone:
+    zone = Zone()
+    for scenario in SCENARIOS:
+        zone.set(scenario.key, list(scenario.a), list(scenario.aaaa), dict(scenario.impair))
+    return zone

@@ -1,0 +1,164 @@
+"""The lab's server process: HTTP on port 80 of every server address plus the impaired DNS.
+
+Run inside the server namespace by the lab::
+
+    ip netns exec eyl-NAME-srv python -m integrations.servers --state-dir DIR --dns 10.64.78.53 ...
+
+It signals readiness by writing one line to ``--ready-fd`` once every socket is bound, so the lab
+never races its first query against the bind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Optional
+
+from integrations.dnszone import Zone, answer_query
+from integrations.procutil import die_with_parent
+from integrations.scheduler import Scheduler
+
+# A default backlog of 100 overflowed under fast back-to-back connects on these machines, and a
+# dropped SYN costs a 1 s retransmit that looks exactly like a Happy Eyeballs bug.
+LISTEN_BACKLOG = 4096
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "eyeshim-lab"
+
+    def do_GET(self) -> None:
+        # The body names the local address the client reached, which is how the matrix learns
+        # which address won the race.
+        local = self.connection.getsockname()[0]
+        body = f"server={local}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # hundreds of matrix requests would only flood the log
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        # One wildcard listener per family serves every server address, and getsockname() in
+        # the handler still reports the specific address that was reached.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+
+class DNSServer:
+    """UDP DNS bound to the specific addresses it is queried on.
+
+    glibc drops replies whose source differs from the address it queried, so a wildcard bind
+    would break as soon as the server has several addresses.
+    """
+
+    def __init__(self, zone_path: Path, addresses: list[str], port: int = 53) -> None:
+        self.zone_path = zone_path
+        self._zone_key: Optional[tuple[int, int, int]] = None
+        self.zone = Zone()
+        self.scheduler = Scheduler("dns-replies")
+        self.selector = selectors.DefaultSelector()
+        self.sockets: list[socket.socket] = []
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.bind((address, port))
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ)
+            self.sockets.append(sock)
+        self._reload()
+
+    def _reload(self) -> None:
+        try:
+            st = self.zone_path.stat()
+        except FileNotFoundError:
+            return
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._zone_key:
+            self.zone = Zone.read(self.zone_path)
+            self._zone_key = key
+
+    def serve_forever(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data, peer = sock.recvfrom(4096)
+                except BlockingIOError:
+                    continue
+                self._reload()
+                answer = answer_query(self.zone, data)
+                if answer.payload is None:
+                    continue
+                payload = answer.payload
+
+                def send(s: socket.socket = sock, p: bytes = payload, to: Any = peer) -> None:
+                    s.sendto(p, to)
+
+                # Every reply goes through the timer, delayed or not, so replies of one type
+                # can never hold up another.
+                self.scheduler.call_later(answer.delay_s, send)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--dns", action="append", default=[], help="address to serve DNS on")
+    parser.add_argument("--http-port", type=int, default=80)
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    parser.add_argument("--parent", type=int, default=0, help="die when this pid exits")
+    args = parser.parse_args(argv)
+
+    if args.parent:
+        die_with_parent(args.parent)
+    # Plain SIGTERM handling: exit at once, no cleanup is needed for sockets.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    # Matrix cells raise themselves to nice -10 while timing; the servers they talk to must not
+    # be starved by them (threads started later inherit this).
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -15)
+
+    http4 = _HTTPServer(("0.0.0.0", args.http_port), _Handler)
+    servers: list[ThreadingHTTPServer] = [http4]
+    if socket.has_ipv6 and Path("/proc/net/if_inet6").exists():
+        servers.append(_HTTPServer6(("::", args.http_port), _Handler))
+    dns = DNSServer(args.state_dir / "zone.json", args.dns)
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    if args.ready_fd >= 0:
+        os.write(args.ready_fd, b"ready\n")
+        os.close(args.ready_fd)
+    print(f"servers: http :{args.http_port}, dns {args.dns}", file=sys.stderr, flush=True)
+    dns.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -123,6 +123,20 @@ class Config:
     resolver_threads: int = 8
     #: How long an idle resolver thread lingers before it exits.
     resolver_idle_timeout: float = 2.0
+    #: Cache per-family DNS answers in the process (off: getaddrinfo has no TTL).
+    dns_cache: bool = False
+    #: Lifetime of a cached positive answer.
+    dns_cache_ttl: float = 30.0
+    #: Lifetime of a cached failure (NXDOMAIN, NODATA, SERVFAIL, timeout).
+    dns_cache_negative_ttl: float = 10.0
+    #: How many (name, port, family) answers the cache holds.
+    dns_cache_size: int = 1024
+    #: Hand out cached answers rotated by one on each use, to spread load.
+    dns_cache_rotate: bool = True
+    #: Reach IPv4 literals through NAT64 on IPv6-only networks (RFC 8305 §7).
+    nat64: bool = True
+    #: How long a discovered NAT64 prefix is trusted before asking again.
+    nat64_prefix_ttl: float = 600.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -133,20 +147,29 @@ class Config:
             "history_failure_ttl",
             "history_rtt_ttl",
             "resolver_idle_timeout",
+            "dns_cache_ttl",
+            "dns_cache_negative_ttl",
+            "nat64_prefix_ttl",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("first_address_family_count", "history_size", "resolver_threads"):
+        for name in (
+            "first_address_family_count",
+            "history_size",
+            "resolver_threads",
+            "dns_cache_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")
-        if not isinstance(self.history, bool):
-            raise TypeError(f"history must be a bool, got {self.history!r}")
+        for name in ("history", "dns_cache", "dns_cache_rotate", "nat64"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         lo, hi = self.min_connection_attempt_delay, self.max_connection_attempt_delay
         if lo < ATTEMPT_DELAY_FLOOR:
             raise ValueError(
@@ -228,6 +251,13 @@ _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
     "policy": _parse_policy,
     "resolver_threads": _parse_int,
     "resolver_idle_timeout": parse_duration,
+    "dns_cache": parse_bool,
+    "dns_cache_ttl": parse_duration,
+    "dns_cache_negative_ttl": parse_duration,
+    "dns_cache_size": _parse_int,
+    "dns_cache_rotate": parse_bool,
+    "nat64": parse_bool,
+    "nat64_prefix_ttl": parse_duration,
 }
 
 DEFAULT_CONFIG = Config()

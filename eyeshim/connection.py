@@ -36,16 +36,27 @@ from .config import DEFAULT_CONFIG, Config
 from .history import History
 from .ordering import Orderer, policy_table
 from .racing import Connector, Inbox, Race, SocketConnector, _ExceptionGroup
-from .resolving import HOSTS, AddrInfo, Resolver, ThreadedResolver, numeric_addresses
+from .resolving import (
+    HOSTS,
+    AddrInfo,
+    AnswerCache,
+    Resolver,
+    ThreadedResolver,
+    numeric_addresses,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "connect",
     "create_connection",
     "get_config",
+    "get_dns_cache",
     "get_history",
     "set_config",
 ]
+
+# What a failed connect raises: OSError, or with all_errors an ExceptionGroup.
+_FAILURES: Any = (OSError, _ExceptionGroup) if _ExceptionGroup is not None else (OSError,)
 
 #: The stdlib's "use socket.getdefaulttimeout()" sentinel.
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
@@ -53,6 +64,7 @@ DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defin
 _state_lock = threading.Lock()
 _config: Config = DEFAULT_CONFIG
 _history: Optional[History] = None
+_dns_cache: Optional[AnswerCache] = None
 
 
 def get_config() -> Config:
@@ -67,6 +79,31 @@ def set_config(config: Config) -> None:
         raise TypeError(f"expected an eyeshim.Config, got {config!r}")
     with _state_lock:
         _config = config
+
+
+def get_dns_cache(config: Optional[Config] = None) -> Optional[AnswerCache]:
+    """The process-wide DNS answer cache (None when the config disables it)."""
+    global _dns_cache
+    cfg = config if config is not None else _config
+    if not cfg.dns_cache:
+        return None
+    cache = _dns_cache
+    if cache is None:
+        with _state_lock:
+            if _dns_cache is None:
+                _dns_cache = AnswerCache(
+                    cfg.dns_cache_size,
+                    cfg.dns_cache_ttl,
+                    cfg.dns_cache_negative_ttl,
+                    cfg.dns_cache_rotate,
+                )
+            cache = _dns_cache
+    else:
+        cache.size = cfg.dns_cache_size
+        cache.ttl = cfg.dns_cache_ttl
+        cache.negative_ttl = cfg.dns_cache_negative_ttl
+        cache.rotate = cfg.dns_cache_rotate
+    return cache
 
 
 def get_history(config: Optional[Config] = None) -> Optional[History]:
@@ -207,18 +244,82 @@ def connect(
             known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     if known is not None:
         known = [info for info in known if info[0] in families]
-        if len(known) == 1 and connector is None and emit is None:
-            return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
         if not known:
             raise OSError("getaddrinfo returns an empty list")
 
+    def race(initial: Optional[List[AddrInfo]], ev: Optional[events.Emit]) -> socket.socket:
+        return _race(
+            host,
+            port,
+            initial,
+            families,
+            cfg,
+            hist,
+            deadline,
+            socket_timeout,
+            all_errors,
+            ev,
+            resolver,
+            connector if connector is not None else SocketConnector(source_address, prepare_socket),
+            find_source,
+        )
+
+    try:
+        if known is not None and len(known) == 1 and connector is None and emit is None:
+            return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
+        return race(known, emit)
+    except _FAILURES as exc:
+        # An IPv4 literal this host cannot route to: on an IPv6-only network
+        # it may still be reachable through NAT64 (RFC 8305 §7.1).
+        if not (cfg.nat64 and known is not None and len(known) == 1 and _unreachable(exc)):
+            raise
+        if socket.AF_INET6 not in families or known[0][0] != socket.AF_INET:
+            raise
+        from . import nat64
+
+        nat64.PREFIXES.lifetime = cfg.nat64_prefix_ttl
+        synthesized = nat64.synthesized_infos(
+            str(known[0][4][0]), int(known[0][4][1]), nat64.PREFIXES.get()
+        )
+        if not synthesized:
+            raise
+        if emit is not None:
+            emit("nat64", literal=str(known[0][4][0]), synthesized=[i[4][0] for i in synthesized])
+        return race(synthesized, emit)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """True if ``exc`` (or every error of a group) says "no route from here"."""
+    from .nat64 import UNREACHABLE
+
+    inner = getattr(exc, "exceptions", None)
+    if inner is not None:
+        return bool(inner) and all(_unreachable(e) for e in inner)
+    return isinstance(exc, OSError) and exc.errno in UNREACHABLE
+
+
+def _race(
+    host: Any,
+    port: Any,
+    known: Optional[List[AddrInfo]],
+    families: Tuple[int, ...],
+    cfg: Config,
+    hist: Optional[History],
+    deadline: Optional[float],
+    socket_timeout: Optional[float],
+    all_errors: bool,
+    emit: Optional[events.Emit],
+    resolver: Optional[Resolver],
+    conn: Connector,
+    find_source: Optional[Callable[[str, int], Any]],
+) -> socket.socket:
+    """Resolve (unless ``known``) and race; the winner gets the caller's timeout."""
     orderer = Orderer(
         policy_table(cfg.policy),
         hist,
         cfg.first_address_family_count,
         **({"find_source": find_source} if find_source is not None else {}),
     )
-    conn = connector if connector is not None else SocketConnector(source_address, prepare_socket)
     if emit is not None:
         emit(
             "race",
@@ -235,7 +336,9 @@ def connect(
             res = (
                 resolver
                 if resolver is not None
-                else ThreadedResolver(cfg.resolver_threads, cfg.resolver_idle_timeout)
+                else ThreadedResolver(
+                    cfg.resolver_threads, cfg.resolver_idle_timeout, cache=get_dns_cache(cfg)
+                )
             )
             lookups = families
             for fam in families:

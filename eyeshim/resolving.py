@@ -32,11 +32,24 @@ import collections
 import os
 import socket
 import threading
-from typing import Any, Callable, Deque, List, NamedTuple, Optional, Protocol, Tuple, Union
+import time
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
 
 __all__ = [
     "AddrInfo",
     "Answer",
+    "AnswerCache",
     "HostsFile",
     "ResolverPool",
     "ThreadedResolver",
@@ -158,8 +171,79 @@ class ResolverPool:
 POOL = ResolverPool()
 
 
+class AnswerCache:
+    """Per-family answers remembered for a while (off by default).
+
+    getaddrinfo reports no TTL, so lifetimes are configured, like the JDK's
+    ``networkaddress.cache.ttl`` (30 s) and ``...negative.ttl`` (10 s).  A
+    burst of connections to one host then resolves once per family per
+    lifetime; concurrent misses for the same name share one lookup.
+
+    The price of caching, as seed article 004 shows for the JDK, is that
+    every connection sees the same order for the whole lifetime, and with a
+    fixed order every client picks the same server of a round-robin set.
+    With ``rotate`` (the default) each hit hands out the list rotated by one
+    more place, so consecutive connections spread over the answers the way
+    a rotating DNS server would have spread them.
+    """
+
+    def __init__(
+        self,
+        size: int = 1024,
+        ttl: float = 30.0,
+        negative_ttl: float = 10.0,
+        rotate: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.size = size
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.rotate = rotate
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (expires, answer, hits)
+        self._entries: collections.OrderedDict[Any, List[Any]] = collections.OrderedDict()
+
+    def get(self, key: Any) -> Optional[Answer]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires, answer, hits = entry
+            if self._clock() >= expires:
+                del self._entries[key]
+                return None
+            entry[2] = hits + 1
+            self._entries.move_to_end(key)
+        infos = answer.infos
+        if self.rotate and len(infos) > 1:
+            shift = hits % len(infos)
+            infos = infos[shift:] + infos[:shift]
+        return Answer(answer.family, list(infos), answer.error)
+
+    def put(self, key: Any, answer: Answer) -> None:
+        lifetime = self.ttl if answer.error is None and answer.infos else self.negative_ttl
+        if lifetime <= 0:
+            return
+        with self._lock:
+            # The lookup that filled the entry handed out the DNS order; the
+            # first hit continues with the next rotation.
+            self._entries[key] = [self._clock() + lifetime, answer, 1]
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+
 class ThreadedResolver:
-    """Per-family getaddrinfo on the shared pool.
+    """Per-family getaddrinfo on the shared pool, optionally cached.
 
     ``getaddrinfo`` defaults to ``socket.getaddrinfo`` *as it is when the
     lookup is requested*, like the stdlib's create_connection, so a test
@@ -172,11 +256,13 @@ class ThreadedResolver:
         idle_timeout: float = 2.0,
         getaddrinfo: Optional[Callable[..., List[AddrInfo]]] = None,
         pool: ResolverPool = POOL,
+        cache: Optional[AnswerCache] = None,
     ) -> None:
         self._max_threads = max_threads
         self._idle_timeout = idle_timeout
         self._getaddrinfo = getaddrinfo
         self._pool = pool
+        self._cache = cache
 
     def resolve(
         self,
@@ -186,16 +272,72 @@ class ThreadedResolver:
         deliver: Callable[[Answer], None],
     ) -> Callable[[], None]:
         getaddrinfo = self._getaddrinfo or socket.getaddrinfo
+        cache = self._cache
+        if cache is None:
 
-        def lookup() -> None:
-            try:
-                infos = getaddrinfo(host, port, family, socket.SOCK_STREAM)
-            except Exception as exc:
-                deliver(Answer(family, [], exc))
-            else:
-                deliver(Answer(family, list(infos), None))
+            def lookup() -> None:
+                deliver(_lookup(getaddrinfo, host, port, family))
 
-        return self._pool.submit(lookup, self._max_threads, self._idle_timeout)
+            return self._pool.submit(lookup, self._max_threads, self._idle_timeout)
+
+        key = (_normalize(host), port, family)
+        cached = cache.get(key)
+        if cached is not None:
+            deliver(cached)
+            return _nothing
+        with _inflight_lock:
+            waiting = _inflight.get(key)
+            if waiting is not None:
+                # The same name is being looked up for another race: share it.
+                waiting.append(deliver)
+                return lambda: _forget(key, deliver)
+            _inflight[key] = [deliver]
+
+        def cached_lookup() -> None:
+            answer = _lookup(getaddrinfo, host, port, family)
+            cache.put(key, answer)
+            with _inflight_lock:
+                receivers = _inflight.pop(key, [])
+            for receiver in receivers:
+                receiver(answer)
+
+        # Not cancellable: a lookup that outlives its race still fills the
+        # cache for the next one (RFC 8305 §5 suggests processing late
+        # replies for about a second for exactly this); the race only stops
+        # listening.
+        self._pool.submit(cached_lookup, self._max_threads, self._idle_timeout)
+        return lambda: _forget(key, deliver)
+
+
+_inflight_lock = threading.Lock()
+_inflight: Dict[Any, List[Callable[[Answer], None]]] = {}
+
+
+def _forget(key: Any, deliver: Callable[[Answer], None]) -> None:
+    with _inflight_lock:
+        receivers = _inflight.get(key)
+        if receivers is not None and deliver in receivers:
+            receivers.remove(deliver)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _normalize(host: Host) -> Any:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    return host.lower().rstrip(".") if isinstance(host, str) else host
+
+
+def _lookup(
+    getaddrinfo: Callable[..., List[AddrInfo]], host: Host, port: Port, family: int
+) -> Answer:
+    try:
+        infos = getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except Exception as exc:  # handed to the racer as data
+        return Answer(family, [], exc)
+    return Answer(family, list(infos), None)
 
 
 # A literal of a family the caller excluded (urllib3 forcing IPv4 and an
@@ -215,9 +357,7 @@ def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[
     the caller sees the stdlib's own error for bad input.
     """
     try:
-        return socket.getaddrinfo(
-            host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-        )
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror as exc:
         if exc.errno == socket.EAI_NONAME:
             return None

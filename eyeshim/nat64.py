@@ -1,0 +1,204 @@
+"""NAT64: reaching IPv4 literals from an IPv6-only network (RFC 8305 §7).
+
+On an IPv6-only network a NAT64 gateway translates IPv6 packets addressed to
+``PREFIX + IPv4`` into IPv4 packets, and DNS64 synthesizes such AAAA records
+for names that only have A records.  Names therefore just work; IPv4
+*literals* do not: ``connect(("192.0.2.1", 80))`` fails at once with
+ENETUNREACH, because the host has no IPv4 route.  Config files with an
+address in them, FTP's PASV replies and hard-coded addresses all break.
+
+RFC 8305 §7.1 asks the client to do what DNS64 does for names: discover the
+NAT64 prefix (RFC 7050: the AAAA records of ``ipv4only.arpa`` embed the
+well-known addresses 192.0.0.170 and 192.0.0.171 at the RFC 6052 position,
+and what precedes them is the prefix), synthesize IPv6 addresses for the
+literal (RFC 6052 §2.2), and race them as if DNS had returned them.
+
+When eyeshim does this: only after connecting to an IPv4 literal has failed
+at once with "network unreachable" (or "no route").  On dual-stack and
+IPv4-only hosts that never happens, so nothing changes there and the happy
+path pays nothing; on an IPv6-only host it costs one ``ipv4only.arpa``
+lookup per prefix lifetime.
+
+Not implemented: Last Resort Local Synthesis (§7.2, R27) and synthesis for
+A-only answers from a VPN resolver (§7.3, R28); eyeshim relies on DNS64
+for names.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import threading
+import time
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+from .resolving import AddrInfo
+
+__all__ = [
+    "PREFIX_LENGTHS",
+    "WELL_KNOWN_IPV4",
+    "WELL_KNOWN_PREFIX",
+    "Prefixes",
+    "extract",
+    "prefixes_from_answers",
+    "synthesize",
+]
+
+WELL_KNOWN_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+WELL_KNOWN_IPV4 = (ipaddress.IPv4Address("192.0.0.170"), ipaddress.IPv4Address("192.0.0.171"))
+PREFIX_LENGTHS = (32, 40, 48, 56, 64, 96)
+DISCOVERY_NAME = "ipv4only.arpa"
+
+# Errors that mean "this host cannot send IPv4 there at all", as opposed to
+# a server that refused or a path that dropped packets.
+UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
+
+IPv4Like = Union[str, ipaddress.IPv4Address]
+IPv6Like = Union[str, ipaddress.IPv6Address]
+
+
+def _positions(prefix_length: int) -> List[int]:
+    """Byte offsets of the four IPv4 bytes for a prefix length (RFC 6052 §2.2):
+    right after the prefix, skipping byte 8 (bits 64-71, the "u" octet,
+    which must be zero)."""
+    if prefix_length not in PREFIX_LENGTHS:
+        raise ValueError(
+            f"NAT64 prefix length must be one of {PREFIX_LENGTHS} (RFC 6052), got {prefix_length}"
+        )
+    return [i for i in range(prefix_length // 8, 16) if i != 8][:4]
+
+
+def synthesize(ipv4: IPv4Like, prefix: ipaddress.IPv6Network) -> ipaddress.IPv6Address:
+    """The IPv4-embedded IPv6 address of ``ipv4`` under ``prefix`` (RFC 6052 §2.2).
+
+    The Well-Known Prefix must not carry non-global IPv4 addresses (RFC 6052
+    §3.1, checklist N8): that raises ValueError.
+    """
+    address = ipaddress.IPv4Address(ipv4)
+    if prefix == WELL_KNOWN_PREFIX and not address.is_global:
+        raise ValueError(
+            f"{address} is not a global IPv4 address: the Well-Known Prefix "
+            "64:ff9b::/96 must not be used for it (RFC 6052 §3.1)"
+        )
+    out = bytearray(prefix.network_address.packed)
+    for position in range(prefix.prefixlen // 8, 16):
+        out[position] = 0  # suffix and "u" octet are zero
+    for position, byte in zip(_positions(prefix.prefixlen), address.packed):
+        out[position] = byte
+    return ipaddress.IPv6Address(bytes(out))
+
+
+def extract(ipv6: IPv6Like, prefix_length: int) -> ipaddress.IPv4Address:
+    """The IPv4 address embedded in ``ipv6`` for a prefix length (RFC 6052 §2.2)."""
+    packed = ipaddress.IPv6Address(ipv6).packed
+    return ipaddress.IPv4Address(bytes(packed[p] for p in _positions(prefix_length)))
+
+
+def prefixes_from_answers(answers: Sequence[IPv6Like]) -> List[ipaddress.IPv6Network]:
+    """NAT64 prefixes found in the AAAA answers for ``ipv4only.arpa`` (RFC 7050 §3).
+
+    For each answer, every RFC 6052 length is tried; where a well-known IPv4
+    address sits at that length's position (with a zero "u" octet), the bits
+    before it are the prefix.  Several prefixes may be in use; they are
+    returned in answer order, without duplicates.
+    """
+    found: List[ipaddress.IPv6Network] = []
+    for answer in answers:
+        address = ipaddress.IPv6Address(str(answer).split("%", 1)[0])
+        packed = address.packed
+        for length in PREFIX_LENGTHS:
+            if length < 96 and packed[8] != 0:
+                continue
+            if extract(address, length) in WELL_KNOWN_IPV4:
+                network = ipaddress.IPv6Network((address, length), strict=False)
+                if network not in found:
+                    found.append(network)
+                break  # the shortest match wins; longer ones are coincidence
+    return found
+
+
+Lookup = Callable[[], Sequence[IPv6Like]]
+
+
+def _lookup_ipv4only() -> List[str]:
+    try:
+        infos = socket.getaddrinfo(DISCOVERY_NAME, None, socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return [str(info[4][0]) for info in infos]
+
+
+class Prefixes:
+    """The NAT64 prefixes of the current network, discovered once per lifetime.
+
+    Re-discovered when the lifetime passes (getaddrinfo reports no TTL) or
+    when the IPv6 source address towards the discovered prefix changes (a
+    different network).
+    """
+
+    def __init__(
+        self,
+        lookup: Lookup = _lookup_ipv4only,
+        lifetime: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        source_of: Optional[Callable[[str], Optional[str]]] = None,
+    ) -> None:
+        self._lookup = lookup
+        self.lifetime = lifetime
+        self._clock = clock
+        self._source_of = source_of if source_of is not None else _ipv6_source
+        self._lock = threading.Lock()
+        self._value: Tuple[ipaddress.IPv6Network, ...] = ()
+        self._expires = -1.0
+        self._source: Optional[str] = None
+
+    def get(self) -> Tuple[ipaddress.IPv6Network, ...]:
+        with self._lock:
+            now = self._clock()
+            if now < self._expires and (
+                not self._value
+                or self._source == self._source_of(str(self._value[0].network_address))
+            ):
+                return self._value
+            prefixes = tuple(prefixes_from_answers(self._lookup()))
+            self._value = prefixes
+            self._expires = now + self.lifetime
+            self._source = self._source_of(str(prefixes[0].network_address)) if prefixes else None
+            return prefixes
+
+    def forget(self) -> None:
+        with self._lock:
+            self._value, self._expires, self._source = (), -1.0, None
+
+
+def _ipv6_source(address: str) -> Optional[str]:
+    from .sorting import find_source
+
+    found = find_source(address)
+    return None if found is None else str(found)
+
+
+PREFIXES = Prefixes()
+
+
+def synthesized_infos(
+    ipv4: str, port: int, prefixes: Sequence[ipaddress.IPv6Network]
+) -> List[AddrInfo]:
+    """getaddrinfo-style entries for ``ipv4`` under each usable prefix."""
+    infos: List[AddrInfo] = []
+    for prefix in prefixes:
+        try:
+            address = synthesize(ipv4, prefix)
+        except ValueError:
+            continue  # e.g. a private IPv4 address under the Well-Known Prefix
+        infos.append(
+            (
+                socket.AF_INET6,
+                socket.SOCK_STREAM,
+                socket.IPPROTO_TCP,
+                "",
+                (str(address), port, 0, 0),
+            )
+        )
+    return infos

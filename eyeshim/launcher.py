@@ -1,0 +1,307 @@
+"""``eyeshim run``: run a Python program, and every Python it starts, with eyeshim.
+
+``eyeshim run [options] script.py args...`` (or ``-m module``, ``-c command``)
+re-executes the interpreter as ``python script.py args...`` with two changes
+to the environment: ``EYESHIM_ENABLED=1`` and eyeshim's bootstrap directory
+(``eyeshim/bootstrap``, holding ``sitecustomize.py``) in front of PYTHONPATH.
+Options become ``EYESHIM_*`` variables in the same environment.
+
+Why exec and not runpy in this process: with exec the program *is* ``python
+script.py``: ``__main__``, ``sys.argv``, ``sys.path[0]``, ``-m`` resolution,
+tracebacks, exit codes, signals and ``multiprocessing``'s spawn (which re-runs
+``__main__`` by path) are CPython's own, not an imitation, and no frame or
+module of the launcher is left behind.  Child interpreters must get eyeshim
+through the environment anyway, so the target getting it the same way means
+one mechanism, tested once.  The price is one more interpreter start
+(~20 ms), paid once per ``eyeshim run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .bootstrap import DIRECTORY, ENABLE_VARIABLE, VERBOSE_VARIABLE
+
+__all__ = ["command_line", "environment", "interpreter_flags", "main"]
+
+_USAGE = "eyeshim run [options] (script.py | -m module | -c command | -) [args ...]"
+
+_DESCRIPTION = """\
+Run a Python program with Happy Eyeballs: as 'python script.py args...', with
+eyeshim installed in it and in every Python interpreter it starts.
+Options set EYESHIM_* variables (see docs/configuration.md), which the
+program's children inherit."""
+
+# Options that take a value: needed to find where the options end and the
+# program begins without letting argparse loose on the program's arguments.
+_VALUED = (
+    "--attempt-delay", "--resolution-delay", "--policy", "--integrations", "--disable", "--set",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eyeshim run",
+        usage=_USAGE,
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--attempt-delay", metavar="DURATION",
+        help="connection attempt delay, e.g. 300ms (EYESHIM_CONNECTION_ATTEMPT_DELAY)")
+    add("--resolution-delay", metavar="DURATION",
+        help="how long to wait for AAAA after A, e.g. 50ms (EYESHIM_RESOLUTION_DELAY)")
+    add("--no-history", action="store_true",
+        help="do not remember connection times and failures (EYESHIM_HISTORY=0)")
+    add("--policy", metavar="POLICY",
+        help="RFC 6724 policy table: auto, rfc6724 or a gai.conf path (EYESHIM_POLICY)")
+    add("--integrations", metavar="NAMES",
+        help="comma list replacing the default socket,urllib3,pip (EYESHIM_INTEGRATIONS)")
+    add("--disable", metavar="NAMES",
+        help="comma list of integrations to leave alone (EYESHIM_DISABLE)")
+    add("--getaddrinfo", action="store_true",
+        help="also re-sort socket.getaddrinfo results (opt-in integration)")
+    add("--set", metavar="FIELD=VALUE", action="append", default=[],
+        help="any configuration field, e.g. first_address_family_count=2 (repeatable)")
+    add("-v", "--verbose", action="store_true",
+        help="log eyeshim's decisions to stderr, in children too (EYESHIM_VERBOSE=1)")
+    return parser
+
+
+def _split(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """Split into (launcher options, program) where the program starts like
+    python's own command line: a script path, ``-``, ``-m mod`` or ``-c cmd``."""
+    args = list(argv)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return args[:index], args[index + 1 :]
+        if arg in ("-m", "-c") or (arg[:2] in ("-m", "-c") and len(arg) > 2):
+            return args[:index], args[index:]
+        if arg == "-" or not arg.startswith("-"):
+            return args[:index], args[index:]
+        if arg in _VALUED:
+            index += 1  # its value, which may well start with a dash
+        index += 1
+    return args, []
+
+
+def _program(target: List[str]) -> List[str]:
+    """The program part of the command line, with ``-mmod`` spelled ``-m mod``."""
+    first = target[0]
+    if first[:2] in ("-m", "-c") and len(first) > 2:
+        return [first[:2], first[2:], *target[1:]]
+    return target
+
+
+def _config_fields() -> Tuple[str, ...]:
+    import dataclasses
+
+    from .config import Config
+
+    return tuple(field.name for field in dataclasses.fields(Config))
+
+
+def _overrides(
+    options: argparse.Namespace, parser: argparse.ArgumentParser, environ: Mapping[str, str]
+) -> Dict[str, Tuple[str, str]]:
+    """EYESHIM_* variable -> (value, the option that set it)."""
+    out: Dict[str, Tuple[str, str]] = {}
+    fields = None
+    for item in options.set:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower().replace("-", "_")
+        if fields is None:
+            fields = _config_fields()
+        if not sep or name not in fields:
+            parser.error(
+                f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}"
+            )
+        out["EYESHIM_" + name.upper()] = (value, f"--set {name}")
+    if options.attempt_delay is not None:
+        out["EYESHIM_CONNECTION_ATTEMPT_DELAY"] = (options.attempt_delay, "--attempt-delay")
+    if options.resolution_delay is not None:
+        out["EYESHIM_RESOLUTION_DELAY"] = (options.resolution_delay, "--resolution-delay")
+    if options.no_history:
+        out["EYESHIM_HISTORY"] = ("0", "--no-history")
+    if options.policy is not None:
+        out["EYESHIM_POLICY"] = (options.policy, "--policy")
+    if options.integrations is not None:
+        out["EYESHIM_INTEGRATIONS"] = (options.integrations, "--integrations")
+    if options.disable is not None:
+        out["EYESHIM_DISABLE"] = (options.disable, "--disable")
+    if options.getaddrinfo:
+        # Opt-in on top of whatever set is in force (option, environment or
+        # the default), and out of a disable list that would cancel it.
+        from .patches import DEFAULT_INTEGRATIONS
+
+        base = _current(out, environ, "EYESHIM_INTEGRATIONS")
+        names = _names(base) if base is not None else list(DEFAULT_INTEGRATIONS)
+        if "getaddrinfo" not in names:
+            names.append("getaddrinfo")
+        out["EYESHIM_INTEGRATIONS"] = (",".join(names), "--getaddrinfo")
+        disabled = _current(out, environ, "EYESHIM_DISABLE")
+        if disabled is not None and "getaddrinfo" in _names(disabled):
+            kept = [name for name in _names(disabled) if name != "getaddrinfo"]
+            out["EYESHIM_DISABLE"] = (",".join(kept), "--getaddrinfo")
+    if options.verbose:
+        out[VERBOSE_VARIABLE] = ("1", "--verbose")
+    return out
+
+
+def _current(
+    out: Mapping[str, Tuple[str, str]], environ: Mapping[str, str], var: str
+) -> Optional[str]:
+    if var in out:
+        return out[var][0]
+    return environ.get(var)
+
+
+def _names(text: str) -> List[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _problem(env: Mapping[str, str]) -> Optional[str]:
+    """What install_from_env would reject in ``env``, or None."""
+    from .config import Config, parse_integrations
+
+    try:
+        Config.from_env(env)
+        if "EYESHIM_INTEGRATIONS" in env or "EYESHIM_DISABLE" in env:
+            from .patches import INTEGRATIONS
+
+            for var in ("EYESHIM_INTEGRATIONS", "EYESHIM_DISABLE"):
+                if var in env:
+                    parse_integrations(var, env[var], INTEGRATIONS)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _on_path(entries: Sequence[str], directory: str) -> bool:
+    mine = {os.path.abspath(directory), os.path.realpath(directory)}
+    return any(entry and (os.path.abspath(entry) in mine or os.path.realpath(entry) in mine)
+               for entry in entries)
+
+
+def environment(
+    environ: Mapping[str, str],
+    overrides: Mapping[str, str],
+    *,
+    ignore_python_variables: bool = False,
+) -> Dict[str, str]:
+    """The target's environment: ``environ`` plus the switch, the bootstrap
+    directory first on PYTHONPATH (once, however deep ``run`` is nested) and
+    ``overrides``.  ``ignore_python_variables`` drops PYTHON* first, which is
+    what ``-E``/``-I`` would have made the target ignore."""
+    env = dict(environ)
+    if ignore_python_variables:
+        env = {key: value for key, value in env.items() if not key.startswith("PYTHON")}
+    entries = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    if not _on_path(entries, DIRECTORY):
+        # No empty entry may sneak in: an empty PYTHONPATH entry means the
+        # current directory.
+        entries.insert(0, DIRECTORY)
+    env["PYTHONPATH"] = os.pathsep.join(entries)
+    env[ENABLE_VARIABLE] = "1"
+    env.update(overrides)
+    return env
+
+
+def interpreter_flags() -> Tuple[List[str], bool]:
+    """Options of this interpreter to give the target, and whether PYTHON*
+    variables must be dropped (the launcher ran under ``-E`` or ``-I``).
+
+    ``-E``/``-I`` themselves are not passed on: they would make the target
+    ignore PYTHONPATH and with it the bootstrap.  Their effect is imitated
+    instead: PYTHON* variables are dropped, and ``-I`` becomes ``-s -P``
+    (``-P`` exists from 3.11 on).  ``-S`` is not passed on either (it would
+    skip sitecustomize); ``-u`` cannot be seen from inside and is lost
+    (PYTHONUNBUFFERED is inherited as usual).
+    """
+    flags = sys.flags
+    args: List[str] = []
+    if flags.optimize:
+        args.append("-" + "O" * flags.optimize)
+    if flags.dont_write_bytecode:
+        args.append("-B")
+    if flags.no_user_site or flags.isolated:
+        args.append("-s")
+    if getattr(flags, "safe_path", False) or (flags.isolated and sys.version_info >= (3, 11)):
+        args.append("-P")
+    if flags.bytes_warning:
+        args.append("-" + "b" * flags.bytes_warning)
+    if flags.verbose:
+        args.append("-" + "v" * flags.verbose)
+    if flags.quiet:
+        args.append("-q")
+    if flags.inspect:
+        args.append("-i")
+    for option in sys.warnoptions:
+        args += ["-W", option]
+    for key, value in sys._xoptions.items():
+        args += ["-X", key if value is True else f"{key}={value}"]
+    return args, bool(flags.ignore_environment or flags.isolated)
+
+
+def command_line(
+    argv: Sequence[str], environ: Optional[Mapping[str, str]] = None
+) -> Tuple[List[str], Dict[str, str]]:
+    """The argv and environment ``eyeshim run argv`` would execute.
+
+    Exits (SystemExit, status 2) on a command-line error, like argparse.
+    """
+    parser = _parser()
+    options_part, target = _split(argv)
+    options = parser.parse_args(options_part)
+    if not target:
+        parser.error("nothing to run: give a script, -m module or -c command")
+    target = _program(target)
+    if target[0] in ("-m", "-c") and len(target) < 2:
+        parser.error(f"argument expected for {target[0]}")
+    env_in = os.environ if environ is None else environ
+    overrides = _overrides(options, parser, env_in)
+    values = {var: value for var, (value, _) in overrides.items()}
+    flags, ignore_env = interpreter_flags()
+    env = environment(env_in, values, ignore_python_variables=ignore_env)
+    if _problem(env) is not None:
+        # Blame the command line only for what it alone gets wrong.  A bad
+        # variable inherited from the environment is reported by the target
+        # itself ("eyeshim: disabled: ..."), which then runs stock: the
+        # same behaviour as any other interpreter of that environment.
+        clean = {k: v for k, v in env.items() if not k.startswith("EYESHIM_")}
+        alone = _problem({**clean, **values})
+        if alone is not None:
+            culprits = sorted({option for var, (_, option) in overrides.items() if var in alone})
+            parser.error(f"{', '.join(culprits) or 'options'}: {alone}")
+    if not sys.executable:
+        parser.error("cannot tell which interpreter this is (sys.executable is empty)")
+    return [sys.executable, *flags, *target], env
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, env = command_line(args)
+    if env.get(VERBOSE_VARIABLE) == "1":
+        shown = " ".join(
+            f"{key}={env[key]}" for key in sorted(env)
+            if key.startswith("EYESHIM_") or key == "PYTHONPATH"
+        )
+        sys.stderr.write(f"eyeshim run: {shown} {' '.join(command)}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        if os.name == "posix":
+            os.execve(command[0], command, env)
+        # No exec on Windows (os.execv spawns and returns at once): wait instead.
+        import subprocess
+
+        return subprocess.call(command, env=env)
+    except OSError as exc:
+        sys.stderr.write(f"eyeshim run: cannot start {command[0]}: {exc}\n")
+        return 127
+

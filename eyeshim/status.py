@@ -1,0 +1,258 @@
+"""``eyeshim status``: is eyeshim on, why, and with what.
+
+The status command's own interpreter is rarely the interesting one, so the
+report is mostly about the *environment*: what a new interpreter started
+from this shell, with this Python, would do.  Nothing here installs eyeshim
+or imports urllib3/requests (importing urllib3 opens an IPv6 probe socket);
+library versions come from their installed metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import __version__
+from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME, VERBOSE_VARIABLE, enabled_flag
+from .bootstrap import state as bootstrap_state
+
+__all__ = ["collect", "main"]
+
+_LIBRARIES = ("urllib3", "requests", "pip", "wrapt")
+
+
+def _on_pythonpath(environ: Dict[str, str]) -> List[str]:
+    mine = {os.path.realpath(DIRECTORY)}
+    return [
+        entry
+        for entry in environ.get("PYTHONPATH", "").split(os.pathsep)
+        if entry and os.path.realpath(entry) in mine
+    ]
+
+
+def _pth_files() -> List[Dict[str, Any]]:
+    from .venv import pth_content, site_directories
+
+    found = []
+    for directory in site_directories():
+        path = os.path.join(directory, PTH_NAME)
+        if os.path.exists(path):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    current = handle.read() == pth_content(path)
+            except OSError:
+                current = False
+            found.append({"path": path, "current": current})
+    return found
+
+
+def _config(environ: Dict[str, str]) -> Dict[str, Any]:
+    from .config import Config
+
+    try:
+        config = Config.from_env(environ)
+    except (TypeError, ValueError) as exc:
+        return {"error": str(exc)}
+    default = Config()
+    fields = {}
+    for name in config.__dataclass_fields__:
+        value = getattr(config, name)
+        fields[name] = {"value": value, "default": value == getattr(default, name)}
+    return {"fields": fields, "policy_source": _policy_source(config.policy)}
+
+
+def _policy_source(policy: Any) -> str:
+    if not isinstance(policy, str):
+        return "a PolicyTable object"
+    if policy == "rfc6724":
+        return "the RFC 6724 default table (EYESHIM_POLICY=rfc6724)"
+    if policy == "auto":
+        if os.path.exists("/etc/gai.conf"):
+            return "/etc/gai.conf (present; 'auto' reads it)"
+        return "the RFC 6724 default table ('auto', no /etc/gai.conf)"
+    if os.path.exists(policy):
+        return f"{policy} (EYESHIM_POLICY)"
+    return f"{policy} (EYESHIM_POLICY; file missing: the engine will report it)"
+
+
+def _integrations(environ: Dict[str, str]) -> Dict[str, Any]:
+    try:
+        from .config import parse_integrations
+        from .patches import DEFAULT_INTEGRATIONS, INTEGRATIONS
+    except ImportError as exc:  # wrapt missing, most likely
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    names = list(DEFAULT_INTEGRATIONS)
+    try:
+        if "EYESHIM_INTEGRATIONS" in environ:
+            names = list(
+                parse_integrations(
+                    "EYESHIM_INTEGRATIONS", environ["EYESHIM_INTEGRATIONS"], INTEGRATIONS
+                )
+            )
+        if "EYESHIM_DISABLE" in environ:
+            off = parse_integrations("EYESHIM_DISABLE", environ["EYESHIM_DISABLE"], INTEGRATIONS)
+            names = [name for name in names if name not in off]
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {"effective": names, "known": list(INTEGRATIONS), "default": list(DEFAULT_INTEGRATIONS)}
+
+
+def _libraries() -> Dict[str, Optional[str]]:
+    from importlib import metadata
+
+    out: Dict[str, Optional[str]] = {}
+    for name in _LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _this_interpreter() -> Dict[str, Any]:
+    info: Dict[str, Any] = {"bootstrap": bootstrap_state()}
+    patches = sys.modules.get("eyeshim.patches")
+    installed = bool(patches is not None and patches.is_installed())
+    info["installed"] = installed
+    if installed and patches is not None:
+        info["integrations"] = patches.installed_integrations()
+    return info
+
+
+def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Everything ``status`` reports, as plain data (what ``--json`` prints)."""
+    env = dict(os.environ if environ is None else environ)
+    report: Dict[str, Any] = {
+        "eyeshim": {"version": __version__, "location": os.path.dirname(__file__)},
+        "python": {
+            "executable": sys.executable,
+            "version": sys.version.split()[0],
+            "prefix": sys.prefix,
+            "virtual_environment": sys.prefix != sys.base_prefix,
+        },
+        "this_interpreter": _this_interpreter(),
+    }
+    problems: List[str] = []
+    raw = env.get(ENABLE_VARIABLE)
+    try:
+        flag = enabled_flag(env)
+    except ValueError as exc:
+        flag = None
+        problems.append(str(exc))
+    on_path = _on_pythonpath(env)
+    pth = _pth_files()
+    verbose = env.get(VERBOSE_VARIABLE)
+    report["environment"] = {
+        ENABLE_VARIABLE: raw,
+        VERBOSE_VARIABLE: verbose,
+        "bootstrap_directory": DIRECTORY,
+        "bootstrap_on_pythonpath": bool(on_path),
+        "pth_files": pth,
+        "variables": {k: v for k, v in sorted(env.items()) if k.startswith("EYESHIM_")},
+    }
+    # What a new interpreter would do, and why: the same decisions as
+    # eyeshim.bootstrap makes, spelled out.
+    if flag is False:
+        verdict, why = False, f"{ENABLE_VARIABLE}={raw} switches every hook off"
+    elif pth:
+        verdict, why = True, f"{pth[0]['path']} (the environment-wide switch)"
+    elif flag and on_path:
+        verdict, why = True, f"{ENABLE_VARIABLE}={raw} and the bootstrap on PYTHONPATH"
+    elif flag:
+        verdict, why = False, (
+            f"{ENABLE_VARIABLE}={raw}, but the bootstrap directory is not on PYTHONPATH "
+            "(start programs with 'eyeshim run' or use 'eyeshim enable')"
+        )
+    else:
+        verdict, why = False, "no switch: neither 'eyeshim run' nor 'eyeshim enable'"
+    config = _config(env)
+    integrations = _integrations(env)
+    for part in (config, integrations):
+        if "error" in part:
+            problems.append(part["error"])
+    if verdict and problems:
+        verdict, why = False, f"{why} is on, but a bad setting disables eyeshim at start-up"
+    report["new_interpreters"] = {"eyeshim": verdict, "because": why}
+    report["config"] = config
+    report["integrations"] = integrations
+    report["libraries"] = _libraries()
+    report["problems"] = problems
+    return report
+
+
+def _format(report: Dict[str, Any]) -> str:
+    lines: List[str] = []
+    add = lines.append
+    new = report["new_interpreters"]
+    add(f"new interpreters: eyeshim {'ON' if new['eyeshim'] else 'off'}: {new['because']}")
+    py = report["python"]
+    venv = "virtual environment" if py["virtual_environment"] else "not a virtual environment"
+    add(f"python:           {py['executable']} ({py['version']}, {venv})")
+    es = report["eyeshim"]
+    add(f"eyeshim:          {es['version']} at {es['location']}")
+    this = report["this_interpreter"]
+    boot = this["bootstrap"]
+    hook = boot["state"] + (f" via {boot['origin']}" if boot["origin"] else "")
+    if boot["detail"]:
+        hook += f" ({boot['detail']})"
+    add(f"this interpreter: installed={'yes' if this['installed'] else 'no'}; start-up hook {hook}")
+    env = report["environment"]
+    add("")
+    add("switches")
+    switch = env[ENABLE_VARIABLE]
+    add(f"  {ENABLE_VARIABLE:<24} {switch if switch is not None else '(unset)'}")
+    on_path = "yes" if env["bootstrap_on_pythonpath"] else "no"
+    add(f"  bootstrap on PYTHONPATH  {on_path} ({env['bootstrap_directory']})")
+    if env["pth_files"]:
+        for item in env["pth_files"]:
+            stale = "" if item["current"] else " (written by another eyeshim version)"
+            add(f"  .pth switch              {item['path']}{stale}")
+    else:
+        add(f"  .pth switch              none ({PTH_NAME} in no site directory)")
+    others = {k: v for k, v in env["variables"].items() if k != ENABLE_VARIABLE}
+    for key, value in others.items():
+        add(f"  {key:<24} {value}")
+    add("")
+    config = report["config"]
+    if "error" in config:
+        add(f"config: ERROR: {config['error']}")
+    else:
+        add("config (from EYESHIM_*; * = not the default)")
+        for name, item in config["fields"].items():
+            add(f"  {'' if item['default'] else '*'}{name:<30} {item['value']!r}")
+        add(f"policy table: {config['policy_source']}")
+    integrations = report["integrations"]
+    if "error" in integrations:
+        add(f"integrations: ERROR: {integrations['error']}")
+    else:
+        add(f"integrations: {', '.join(integrations['effective']) or 'none'}"
+            f" (known: {', '.join(integrations['known'])})")
+    if this.get("integrations"):
+        states = ", ".join(f"{k}: {v}" for k, v in this["integrations"].items())
+        add(f"  in this interpreter: {states}")
+    libraries = ", ".join(
+        f"{name} {version}" if version else f"{name} not installed"
+        for name, version in report["libraries"].items()
+    )
+    add(f"libraries: {libraries}")
+    for problem in report["problems"]:
+        add(f"problem: {problem}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="eyeshim status",
+        description="Say whether eyeshim is on for new interpreters, why, and with what settings.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    options = parser.parse_args(argv)
+    report = collect()
+    if options.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=repr))
+    else:
+        print(_format(report))
+    return 1 if report["problems"] else 0

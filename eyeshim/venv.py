@@ -1,0 +1,234 @@
+"""``eyeshim enable`` / ``eyeshim disable``: the switch for a whole environment.
+
+``enable`` writes ``eyeshim-enable.pth`` into the environment's
+site-packages.  ``site`` executes ``import`` lines of ``.pth`` files at every
+interpreter start (unless ``-S``), and unlike PYTHONPATH this survives ``-E``
+and ``-I`` and reaches interpreters started by any tool, with any
+environment.  The switch is the file itself: it turns eyeshim on unless
+``EYESHIM_ENABLED`` is false, so a single program can still opt out.
+
+The line must never break start-up.  An exception in a ``.pth`` line makes
+site print a traceback and skip the rest of the file, on every interpreter
+start, so the line catches everything: eyeshim's own hook reports its errors
+as one ``eyeshim: disabled: ...`` line, and a stale file (eyeshim uninstalled
+without ``disable``: pip does not know the file) says how to remove it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import site
+import subprocess
+import sys
+import sysconfig
+from typing import List, Optional, Sequence
+
+from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME
+
+__all__ = ["disable", "enable", "pth_content", "site_directories"]
+
+# Run by site through exec(); a try statement cannot follow "import x;" on one
+# line, hence the nested exec.  Only os and sys are touched before eyeshim's
+# own hook, and both are imported by site already.
+#
+# site runs a venv's site-packages twice (once for the venv, once among the
+# prefixes), and with it every .pth line: eyeshim's hook is idempotent, and
+# the message for a stale file is said once thanks to a mark on site itself.
+_PTH_CODE = """\
+try:
+    from eyeshim.bootstrap import from_pth
+except Exception as exc:
+    import os, site, sys
+    off = os.environ.get('EYESHIM_ENABLED', '').strip().lower() in ('0', 'false', 'no', 'off')
+    if not off and not getattr(site, '_eyeshim_warned', False):
+        site._eyeshim_warned = True
+        sys.stderr.write('eyeshim: disabled: cannot load eyeshim (%s: %s); delete %s\\n'
+                         % (type(exc).__name__, exc, {path!r}))
+else:
+    from_pth()
+"""
+
+
+def pth_content(path: str) -> str:
+    """The text of the switch file at ``path`` (the path goes into its message)."""
+    code = _PTH_CODE.format(path=path)
+    return (
+        "# eyeshim: Happy Eyeballs for every interpreter of this environment.\n"
+        "# Written by 'python -m eyeshim enable'; remove with 'python -m eyeshim disable'.\n"
+        f"import sys; exec({code!r})\n"
+    )
+
+
+def site_directories() -> List[str]:
+    """Where this interpreter processes .pth files, in site's order."""
+    found: List[str] = []
+    candidates: List[str] = []
+    try:
+        candidates += site.getsitepackages()
+    except AttributeError:  # virtualenv < 20 replaced site.py without it
+        pass
+    paths = sysconfig.get_paths()
+    candidates += [paths["purelib"], paths["platlib"]]
+    if site.ENABLE_USER_SITE:
+        candidates.append(site.getusersitepackages())
+    for candidate in candidates:
+        if candidate and os.path.realpath(candidate) not in map(os.path.realpath, found):
+            found.append(candidate)
+    return found
+
+
+def _target(options: argparse.Namespace) -> str:
+    if options.path:
+        return str(os.path.abspath(options.path))
+    if options.user:
+        return str(site.getusersitepackages())
+    return str(sysconfig.get_paths()["purelib"])
+
+
+def _parser(verb: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"eyeshim {verb}",
+        description=(
+            "Turn eyeshim on for every interpreter of this Python environment "
+            f"(writes {PTH_NAME} into its site-packages; EYESHIM_ENABLED=0 still opts out)."
+            if verb == "enable"
+            else f"Remove the {PTH_NAME} that 'eyeshim enable' wrote."
+        ),
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="the user site-packages instead")
+    where.add_argument("--path", metavar="DIR", help="this site-packages directory instead")
+    if verb == "enable":
+        parser.add_argument(
+            "--no-check",
+            action="store_true",
+            help="do not start an interpreter to check that the switch works",
+        )
+    return parser
+
+
+def _is_site_directory(directory: str) -> bool:
+    real = os.path.realpath(directory)
+    return any(os.path.realpath(entry) == real for entry in site_directories())
+
+
+def _check() -> Optional[str]:
+    """Start a fresh interpreter of this environment and see the switch work.
+
+    Returns None, or what went wrong.  The child gets no EYESHIM_* variable
+    and no bootstrap directory on PYTHONPATH, so only the .pth can turn it on.
+    """
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EYESHIM_")}
+    entries = env.get("PYTHONPATH", "").split(os.pathsep)
+    kept = [e for e in entries if e and os.path.realpath(e) != os.path.realpath(DIRECTORY)]
+    env["PYTHONPATH"] = os.pathsep.join(kept)
+    if not kept:
+        del env["PYTHONPATH"]
+    code = "import socket, eyeshim.bootstrap as b; print(b.state()['state'])"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not start {sys.executable}: {exc}"
+    said = result.stdout.strip()
+    if result.returncode == 0 and said == "active":
+        return None
+    why = result.stderr.strip() or f"the hook reports {said or 'nothing'!r}"
+    return why
+
+
+def enable(argv: Optional[Sequence[str]] = None) -> int:
+    options = _parser("enable").parse_args(argv)
+    directory = _target(options)
+    path = os.path.join(directory, PTH_NAME)
+    content = pth_content(path)
+    try:
+        with open(path, encoding="utf-8") as existing:
+            previous: Optional[str] = existing.read()
+    except FileNotFoundError:
+        previous = None
+    except OSError as exc:
+        print(f"eyeshim enable: cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    if previous == content:
+        print(f"eyeshim is already enabled: {path}")
+    else:
+        try:
+            os.makedirs(directory, exist_ok=True)
+            # Write and rename: an interpreter starting right now must see
+            # the old file or the new one, never half a line.
+            temporary = f"{path}.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as out:
+                out.write(content)
+            os.replace(temporary, path)
+        except OSError as exc:
+            print(f"eyeshim enable: cannot write {path}: {exc}", file=sys.stderr)
+            return 1
+        print(f"enabled: wrote {path}" if previous is None else f"enabled: rewrote {path}")
+    if not options.path and not options.user and sys.prefix == sys.base_prefix:
+        print(
+            f"note: {sys.prefix} is not a virtual environment: every program run by "
+            f"{sys.executable} now gets eyeshim"
+        )
+    if options.user and not site.ENABLE_USER_SITE:
+        print("note: this interpreter does not read the user site-packages (-s or a venv)")
+    if not _is_site_directory(directory):
+        print(
+            f"note: {directory} is not a site directory of {sys.executable}; "
+            "its .pth files run only in interpreters that have it as one"
+        )
+        return 0
+    if options.no_check:
+        return 0
+    problem = _check()
+    if problem is None:
+        print(f"checked: a new {sys.executable} turns eyeshim on")
+        return 0
+    # A switch that does not work would print an error at every interpreter
+    # start of the environment: take it back.
+    if previous is None:
+        _remove(path)
+    print(
+        f"eyeshim enable: a new interpreter did not turn eyeshim on, so {path} was "
+        f"{'removed' if previous is None else 'left as it was before'}:\n  {problem}",
+        file=sys.stderr,
+    )
+    if "cannot load eyeshim" in problem:
+        print(
+            "  (eyeshim must be importable when site-packages .pth files run: install it "
+            "into this environment itself, not only into a --system-site-packages base)",
+            file=sys.stderr,
+        )
+    return 1
+
+
+def _remove(path: str) -> bool:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def disable(argv: Optional[Sequence[str]] = None) -> int:
+    options = _parser("disable").parse_args(argv)
+    path = os.path.join(_target(options), PTH_NAME)
+    try:
+        removed = _remove(path)
+    except OSError as exc:
+        print(f"eyeshim disable: cannot remove {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"disabled: removed {path}" if removed else f"eyeshim was not enabled: no {path}")
+    elsewhere = [
+        os.path.join(d, PTH_NAME)
+        for d in site_directories()
+        if os.path.realpath(d) != os.path.realpath(os.path.dirname(path))
+        and os.path.exists(os.path.join(d, PTH_NAME))
+    ]
+    for other in elsewhere:
+        print(f"note: still enabled by {other}")
+    if os.environ.get(ENABLE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on"):
+        print(f"note: {ENABLE_VARIABLE} is set in this environment ('eyeshim run' sets it)")
+    return 0

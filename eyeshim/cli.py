@@ -12,8 +12,31 @@ from typing import List, Optional
 
 __all__ = ["main"]
 
+# verb -> (module, function taking the verb's argv and returning the exit
+# status, one-line help)
 _VERBS = {
-    "demo": ("eyeshim.demo", "show stock create_connection against eyeshim on a broken-IPv6 name"),
+    "demo": (
+        "eyeshim.demo",
+        "main",
+        "show stock create_connection against eyeshim on a broken-IPv6 name",
+    ),
+    "run": (
+        "eyeshim.launcher",
+        "main",
+        "run a script (or -m module) with eyeshim, child interpreters included",
+    ),
+    "enable": (
+        "eyeshim.venv",
+        "enable",
+        "turn eyeshim on for every interpreter of this environment (.pth)",
+    ),
+    "disable": ("eyeshim.venv", "disable", "undo 'enable'"),
+    "status": ("eyeshim.status", "main", "say whether and why eyeshim is active, and how"),
+    "probe": (
+        "eyeshim.probe",
+        "main",
+        "one race step by step: DNS, order and why, attempts, winner (--json, --svg)",
+    ),
 }
 
 
@@ -26,7 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for verb, (_, help_text) in _VERBS.items():
+    for verb, (_, _, help_text) in _VERBS.items():
         sub.add_parser(verb, help=help_text, add_help=False)
     if not args or args[0] in ("-h", "--help"):
         parser.print_help()
@@ -41,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error(f"unknown verb {verb!r} (choose from {', '.join(_VERBS)})")
     import importlib
 
-    module = importlib.import_module(_VERBS[verb][0])
-    result: int = module.main(rest)
+    module_name, function, _ = _VERBS[verb]
+    module = importlib.import_module(module_name)
+    result: int = getattr(module, function)(rest)
     return result

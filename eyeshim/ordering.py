@@ -26,6 +26,7 @@ has learned (``history``):
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any, Callable, Dict, List, Optional
 
@@ -33,7 +34,12 @@ from . import sorting
 from .history import History, rtt_bucket
 from .resolving import AddrInfo
 
+logger = logging.getLogger("eyeshim")
+
 __all__ = ["Orderer", "policy_table"]
+
+# A global IPv4 destination with a source on its own network: "IPv4 works".
+_IPV4_STAND_IN = ("198.51.100.1", "198.51.100.2")
 
 SourceFinder = Callable[[str, int], Optional[Any]]
 
@@ -69,6 +75,8 @@ class Orderer:
         self.fafc = first_address_family_count
         self._find_source = find_source
         self._sources: Dict[str, Optional[str]] = {}
+        self._last_plan: Optional[_Plan] = None
+        self._beats_ipv4: Dict[str, bool] = {}
 
     def source_of(self, info: AddrInfo) -> Optional[str]:
         address = str(info[4][0])
@@ -77,20 +85,47 @@ class Orderer:
             self._sources[address] = None if found is None else str(found)
         return self._sources[address]
 
-    def __call__(self, infos: List[AddrInfo]) -> List[AddrInfo]:
-        if len(infos) < 2:
-            return list(infos)
+    def beats_ipv4(self, info: AddrInfo) -> bool:
+        """Would ``info`` (IPv6) sort ahead of a typical, usable IPv4 server?
+
+        RFC 8305 §3 says to connect at once when AAAA answers first, on the
+        premise that IPv6 is preferred.  Under RFC 6724 that is not always
+        so: a 6to4 address (precedence 30) ranks below IPv4 (35), and a
+        gai.conf can prefer IPv4 outright.  When the policy would put IPv4
+        first, the race waits for A as it does for AAAA (R4), instead of
+        spending an attempt delay on an address the sort ranks second.
+
+        The comparison is made against a stand-in IPv4 destination with a
+        stand-in source (documentation addresses), i.e. by the policy alone:
+        whether this host can reach IPv4 is learnt from the A answer itself,
+        not guessed from a route to an address nobody asked for.
+        """
+        address = str(info[4][0])
+        verdict = self._beats_ipv4.get(address)
+        if verdict is None:
+            ordered = sorting.sort_destinations(
+                [(address, self.source_of(info)), _IPV4_STAND_IN], self.policy
+            )
+            verdict = self._beats_ipv4[address] = str(ordered[0]) == address
+        return verdict
+
+    def _plan(self, infos: List[AddrInfo], observe: bool) -> _Plan:
+        """Everything the sort of ``infos`` depends on, and its result.
+
+        ``observe`` lets the history see the sources (and flush on a
+        network change, R12); only a real ordering does that, never an
+        explanation.
+        """
         by_address = {str(info[4][0]): info for info in infos}
         sources = {address: self.source_of(info) for address, info in by_address.items()}
         history = self.history
         records: Dict[str, Any] = {}
         if history is not None:
-            history.observe_sources(sources)
+            if observe:
+                history.observe_sources(sources)
             records = history.snapshot(list(by_address))
 
-        def failed(address: Any) -> bool:
-            record = records.get(address)
-            return record is not None and record.failures > 0
+        failed = frozenset(a for a, record in records.items() if record.failures > 0)
 
         family_used: Dict[int, bool] = {}
         best_rtt: Dict[int, int] = {}
@@ -113,17 +148,118 @@ class Orderer:
                 bucket = best_rtt.get(family, 0)
             return (0 if family_used.get(family) else 1, bucket)
 
-        ordered = sorting.sort_destinations(
+        plan = _Plan(
+            by_address,
+            sources,
+            self.policy,
+            failed.__contains__ if records else None,
+            history_key if records else None,
+        )
+        plan.failed = failed
+        plan.ordered = sorting.sort_destinations(
             [(address, sources[address]) for address in by_address],
             self.policy,
-            unusable=failed if records else None,
-            history_key=history_key if records else None,
+            unusable=plan.unusable,
+            history_key=plan.history_key,
         )
-        usable = [by_address[a] for a in ordered if not failed(a)]
-        broken = [by_address[a] for a in ordered if failed(a)]
-        return sorting.interleave(usable, self.fafc, family=_family) + sorting.interleave(
+        return plan
+
+    def __call__(self, infos: List[AddrInfo]) -> List[AddrInfo]:
+        if len(infos) < 2:
+            return list(infos)
+        plan = self._plan(infos, observe=True)
+        by_address, failed = plan.by_address, plan.failed
+        usable = [by_address[a] for a in plan.ordered if a not in failed]
+        broken = [by_address[a] for a in plan.ordered if a in failed]
+        result = sorting.interleave(usable, self.fafc, family=_family) + sorting.interleave(
             broken, self.fafc, family=_family
         )
+        # Kept for explain(), which the race calls right after this when
+        # someone records events: explaining with the history as it was
+        # when sorting is what makes the explanation true.  Costs one
+        # reference when nobody listens.
+        plan.result = [_address(info) for info in result]
+        self._last_plan = plan
+        return result
+
+    def explain(self, infos: List[AddrInfo]) -> List[str]:
+        """Why ``infos`` (a list this orderer returned) is in its order.
+
+        One reason per neighbouring pair, ``len(infos) - 1`` in all:
+
+        * ``"history: failed recently"``: the boundary between the usable
+          addresses and those that failed recently, which go last;
+        * ``"interleave"``: the family interleaving (RFC 8305 §4, R13), not
+          the sort, put the first before the second (the sort alone would
+          have put them the other way round);
+        * otherwise the RFC 6724 rule that sorts the first before the second,
+          as :func:`sorting.deciding_rule` names it (``"rule 6: higher
+          precedence"``, ``"history"``, ``"rule 10: DNS order"`` ...).
+
+        Only called when someone records events, so it may cost a sort; it
+        neither finds sources again nor changes the history.
+        """
+        if len(infos) < 2:
+            return []
+        addresses = [_address(info) for info in infos]
+        plan = self._last_plan
+        if plan is None or plan.result != addresses:
+            # Not the list the last call returned (a caller's own list): sort
+            # it again with the history as it is now.
+            plan = self._plan(infos, observe=False)
+        position = {address: index for index, address in enumerate(plan.ordered)}
+        reasons = []
+        for first, second in zip(addresses, addresses[1:]):
+            reasons.append(plan.reason(first, second, position))
+        return reasons
+
+
+class _Plan:
+    """One sort's inputs and result, so that explain() can replay it."""
+
+    def __init__(
+        self,
+        by_address: Dict[str, AddrInfo],
+        sources: Dict[str, Optional[str]],
+        policy: Any,
+        unusable: Optional[Callable[[str], bool]],
+        history_key: Optional[Callable[[str], Any]],
+    ) -> None:
+        self.by_address = by_address
+        self.sources = sources
+        self.policy = policy
+        self.unusable = unusable
+        self.history_key = history_key
+        self.ordered: List[str] = []
+        self.failed: frozenset[str] = frozenset()
+        self.result: Optional[List[str]] = None
+
+    def reason(self, first: str, second: str, position: Dict[str, int]) -> str:
+        if first not in position or second not in position:
+            return "unknown"  # not an address of this sort; cannot say
+        if first not in self.failed and second in self.failed:
+            # Rule 1 would say the same, but "failed recently" says why.
+            return "history: failed recently"
+        if position[first] > position[second]:
+            # Interleaving keeps each family's order and only moves families
+            # past each other, so a pair against the sort's order is its doing.
+            return "interleave"
+        try:
+            return sorting.deciding_rule(
+                (first, self.sources.get(first)),
+                (second, self.sources.get(second)),
+                self.policy,
+                unusable=self.unusable,
+                history_key=self.history_key,
+            )
+        except ValueError:  # pragma: no cover - the sort and the rules disagree
+            # Explaining must never break a connection; say so instead.
+            logger.debug("eyeshim: cannot explain %s before %s", first, second, exc_info=True)
+            return "unknown"
+
+
+def _address(info: AddrInfo) -> str:
+    return str(info[4][0])
 
 
 def _family(info: AddrInfo) -> Any:

@@ -387,6 +387,7 @@ class Race:
         self._may_connect = False
         self._last_start: Optional[float] = None
         self._next_start = -math.inf
+        self._started_at = connector.now()
         self._winner: Optional[Attempt] = None
         self._won_at = math.nan
         self._closed_losers: List[str] = []
@@ -462,8 +463,8 @@ class Race:
             self._open_gate("all answered")
             return
         head = self.untried[0]
-        if head[0] == socket.AF_INET6 and not self._known_broken(head):
-            self._open_gate("aaaa")  # R3: a usable IPv6 address, go at once
+        if head[0] == socket.AF_INET6 and not self._known_broken(head) and self._preferred(head):
+            self._open_gate("aaaa")  # R3: a usable, preferred IPv6 address: go
         elif (
             self._first_answer is not None
             and now >= self._first_answer + self.config.resolution_delay
@@ -471,13 +472,18 @@ class Race:
             # R4: A came first and AAAA is late.  The same wait applies when
             # AAAA came first but history says its addresses just failed:
             # give the other family the Resolution Delay to answer rather
-            # than walk straight into a known-broken address.
+            # than walk straight into a known-broken address, or into an IPv6
+            # address the policy ranks below IPv4 (6to4, a gai.conf).
             self._open_gate("resolution delay")
 
     def _open_gate(self, reason: str) -> None:
         self._may_connect = True
         if self.emit is not None:
             self.emit("gate", reason=reason)
+
+    def _preferred(self, info: AddrInfo) -> bool:
+        beats_ipv4 = getattr(self.order, "beats_ipv4", None)
+        return beats_ipv4 is None or bool(beats_ipv4(info))
 
     def _known_broken(self, info: AddrInfo) -> bool:
         return self.history is not None and self.history.failed_recently(address_of(info))
@@ -520,6 +526,9 @@ class Race:
                 )
             self.errors.append(exc)
             return None
+        # The clock again, not the loop's: sorting (and explaining, when
+        # someone records events) happened since, and must not count as RTT.
+        now = self.connector.now()
         attempt.started = now
         self.started.append(attempt)
         self._last_start = now
@@ -682,6 +691,7 @@ class Race:
             self.emit(
                 "done",
                 outcome=outcome,
+                elapsed=self.connector.now() - self._started_at,
                 address=winner.address if winner is not None else None,
                 error=None if error is None else f"{type(error).__name__}: {error}",
                 attempts=len(self.started),

@@ -20,6 +20,8 @@ What is implemented:
   unreachable", e.g. an address that failed a moment ago) and
   ``history_key`` sits between rules 8 and 9, where RFC 8305 §4 puts RTT
   and usage history.
+* :func:`deciding_rule`: which of those rules put one destination before
+  another, for diagnostics (the race's ``sorted`` event).
 * :func:`interleave`: RFC 8305 §4's family interleaving with a First
   Address Family Count.
 * :func:`find_source`: Source(D), discovered the way glibc's getaddrinfo and
@@ -82,6 +84,7 @@ __all__ = [
     "AddressLike",
     "IPAddress",
     "PolicyTable",
+    "deciding_rule",
     "find_source",
     "interleave",
     "sort_destinations",
@@ -757,6 +760,56 @@ def _match_source_family(
     )
 
 
+def _rank(
+    candidate: Tuple[_D, Optional[AddressLike]],
+    table: PolicyTable,
+    unusable: Optional[Callable[[_D], bool]],
+    history_key: Optional[Callable[[_D], _SupportsLessThan]],
+) -> Tuple[_D, Tuple[Any, ...], Optional[int]]:
+    """One candidate's sort key (rules 1-8 and history) and its rule-9 prefix
+    length (None where rule 9 does not apply).
+
+    Shared by :func:`sort_destinations` and :func:`deciding_rule`, so that
+    the rule the latter names is, by construction, the one the sort used.
+    """
+    try:
+        destination_obj, source_obj = candidate
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"each candidate must be a (destination, source) pair, got {candidate!r}"
+        ) from None
+    destination = _parse_address(destination_obj, "destination")
+    source = None
+    if source_obj is not None:
+        source = _match_source_family(
+            destination, _parse_address(source_obj, "source"), destination_obj, source_obj
+        )
+
+    # Called for every destination, with or without a source, so that a
+    # caller counting or logging calls sees each destination exactly once.
+    known_bad = unusable is not None and unusable(destination_obj)
+    usable = source is not None and not known_bad
+    destination_scope = table.scope(destination)
+    # Rules 2 and 5 cannot hold without a source; treating them as "not
+    # matching" keeps two sourceless destinations tied, as glibc and Go do.
+    matching_scope = source is not None and table.scope(source) == destination_scope
+    matching_label = source is not None and table.label(source) == table.label(destination)
+    history: Any = 0 if history_key is None else history_key(destination_obj)
+    key = (
+        not usable,  # rule 1: False sorts first
+        not matching_scope,  # rule 2
+        not matching_label,  # rule 5
+        -table.precedence(destination),  # rule 6: higher first
+        destination_scope,  # rule 8: smaller first
+        history,  # RFC 8305 §4: between rules 8 and 9
+    )
+    prefix_length: Optional[int] = None
+    if isinstance(destination, ipaddress.IPv6Address) and isinstance(source, ipaddress.IPv6Address):
+        prefix_length = _common_prefix_len(source, destination)
+    # else rule 9 does not apply: IPv4 (round-robin), or no source.
+    return destination_obj, key, prefix_length
+
+
 def sort_destinations(
     candidates: Iterable[Tuple[_D, Optional[AddressLike]]],
     policy: Optional[PolicyTable] = None,
@@ -826,46 +879,9 @@ def sort_destinations(
     prefix_lengths: List[Optional[int]] = []
 
     for candidate in candidates:
-        try:
-            destination_obj, source_obj = candidate
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"each candidate must be a (destination, source) pair, got {candidate!r}"
-            ) from None
-        destination = _parse_address(destination_obj, "destination")
-        source = None
-        if source_obj is not None:
-            source = _match_source_family(
-                destination, _parse_address(source_obj, "source"), destination_obj, source_obj
-            )
-
-        # Called for every destination, with or without a source, so that a
-        # caller counting or logging calls sees each destination exactly once.
-        known_bad = unusable is not None and unusable(destination_obj)
-        usable = source is not None and not known_bad
-        destination_scope = table.scope(destination)
-        # Rules 2 and 5 cannot hold without a source; treating them as "not
-        # matching" keeps two sourceless destinations tied, as glibc and Go do.
-        matching_scope = source is not None and table.scope(source) == destination_scope
-        matching_label = source is not None and table.label(source) == table.label(destination)
-        history: Any = 0 if history_key is None else history_key(destination_obj)
-        keys.append(
-            (
-                not usable,  # rule 1: False sorts first
-                not matching_scope,  # rule 2
-                not matching_label,  # rule 5
-                -table.precedence(destination),  # rule 6: higher first
-                destination_scope,  # rule 8: smaller first
-                history,  # RFC 8305 §4: between rules 8 and 9
-            )
-        )
-        if isinstance(destination, ipaddress.IPv6Address) and isinstance(
-            source, ipaddress.IPv6Address
-        ):
-            prefix_lengths.append(_common_prefix_len(source, destination))
-        else:
-            # Rule 9 does not apply: IPv4 (round-robin), or no source.
-            prefix_lengths.append(None)
+        destination_obj, key, prefix_length = _rank(candidate, table, unusable, history_key)
+        keys.append(key)
+        prefix_lengths.append(prefix_length)
         destinations.append(destination_obj)
 
     # Stable: equal keys keep input order, which is rule 10.
@@ -886,6 +902,65 @@ def sort_destinations(
         start = end
 
     return [destinations[index] for index in order]
+
+
+# What deciding_rule() returns, by position in the sort key of _rank().
+_KEY_RULES = (
+    "rule 1: avoid unusable",
+    "rule 2: matching scope",
+    "rule 5: matching label",
+    "rule 6: higher precedence",
+    "rule 8: smaller scope",
+    "history",
+)
+_RULE_9 = "rule 9: longest matching prefix"
+_RULE_10 = "rule 10: DNS order"
+
+
+def deciding_rule(
+    a: Tuple[_D, Optional[AddressLike]],
+    b: Tuple[_D, Optional[AddressLike]],
+    policy: Optional[PolicyTable] = None,
+    *,
+    unusable: Optional[Callable[[_D], bool]] = None,
+    history_key: Optional[Callable[[_D], _SupportsLessThan]] = None,
+) -> str:
+    """Name the rule by which :func:`sort_destinations` puts ``a`` before ``b``.
+
+    ``a`` and ``b`` are ``(destination, source)`` pairs and the other
+    arguments mean what they mean to :func:`sort_destinations` (pass the
+    same ones, or the answer describes a different sort).  The result is
+    the first rule that tells the two apart:
+
+    ``"rule 1: avoid unusable"``, ``"rule 2: matching scope"``,
+    ``"rule 5: matching label"``, ``"rule 6: higher precedence"``,
+    ``"rule 8: smaller scope"``, ``"history"`` (``history_key``),
+    ``"rule 9: longest matching prefix"``, or ``"rule 10: DNS order"`` when
+    nothing does and their order in the input decides.
+
+    Rule 10 is also the answer for an IPv4 and an IPv6 destination tied on
+    every key (possible only with a custom table or history key): rule 9
+    does not compare them, and the sort keeps the input's pattern of
+    families there (see :func:`sort_destinations`).
+
+    Raises ``ValueError`` when a rule puts ``b`` before ``a``: the pair is
+    not in an order the sort can produce, so no rule explains it.  Other
+    errors are those of :func:`sort_destinations`.
+    """
+    table = _RFC6724_TABLE if policy is None else policy
+    # The very same key the sort uses, so the two cannot disagree.
+    _, key_a, prefix_a = _rank(a, table, unusable, history_key)
+    _, key_b, prefix_b = _rank(b, table, unusable, history_key)
+    for rule, value_a, value_b in zip(_KEY_RULES, key_a, key_b):
+        if value_a != value_b:
+            if value_b < value_a:
+                raise ValueError(f"{rule} puts {b[0]!r} before {a[0]!r}")
+            return rule
+    if prefix_a is not None and prefix_b is not None and prefix_a != prefix_b:
+        if prefix_a < prefix_b:
+            raise ValueError(f"{_RULE_9} puts {b[0]!r} before {a[0]!r}")
+        return _RULE_9
+    return _RULE_10
 
 
 # --------------------------------------------------------------------------

@@ -84,6 +84,27 @@ def test_r3_a_still_pending_is_not_waited_for_and_is_cancelled() -> None:
     assert V4 in net.last_resolver.cancelled  # type: ignore[attr-defined]
 
 
+def test_r3_aaaa_ranked_below_ipv4_waits_for_a() -> None:
+    # 6to4 (2002::/16, precedence 30) ranks below IPv4 (35) in RFC 6724: an
+    # AAAA answer of only 6to4 must not start the race before A has had the
+    # Resolution Delay to answer, or the broken-6to4 host costs 250 ms.
+    net = FakeNet()
+    six_to_four = "2002:a40:4c07:1::faf1"
+    net.behave(A1, ok(1))
+    sock = run(net, {V6: (0, [six_to_four]), V4: (10, [A1])})
+    assert sock.address == A1
+    assert net.starts() == [(10.0, A1)]
+
+
+def test_r3_aaaa_ranked_below_ipv4_still_goes_after_resolution_delay() -> None:
+    net = FakeNet()
+    six_to_four = "2002:a40:4c07:1::faf1"
+    net.behave(six_to_four, ok(1))
+    sock = run(net, {V6: (0, [six_to_four]), V4: None})
+    assert sock.address == six_to_four
+    assert net.starts() == [(50.0, six_to_four)]
+
+
 def test_r4_resolution_delay_waits_for_aaaa() -> None:
     net = FakeNet()
     net.behave(A1, ok(1))

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from integrations.topology import DISCOVERY_NAME, DISCOVERY_V4, nat64_address
+
 if TYPE_CHECKING:
     from dnslib import RR  # type: ignore[import-untyped]
 
@@ -138,8 +140,16 @@ def _soa(zone: Zone) -> RR:
     )
 
 
-def answer_query(zone: Zone, data: bytes) -> Answer:
-    """Decide the reply to one DNS query datagram."""
+def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) -> Answer:
+    """Decide the reply to one DNS query datagram.
+
+    With ``dns64_prefix`` (a query that arrived on the DNS64 listener) the server also acts as
+    a DNS64 resolver (RFC 6147, RFC 7050): ``ipv4only.arpa`` has the A records 192.0.0.170 and
+    .171 and their synthesized AAAA records, and an AAAA query for a zone name that has A
+    records but no AAAA records is answered with AAAA records synthesized from the A records.
+    Impairments are those of the queried type (``zone.names["ipv4only.arpa"]`` may hold some
+    for discovery); an A impairment does not delay a synthesized AAAA.
+    """
     from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
 
     try:
@@ -154,7 +164,8 @@ def answer_query(zone: Zone, data: bytes) -> Answer:
     qname = str(question.qname).rstrip(".").lower()
     qtype = QTYPE.get(question.qtype, str(question.qtype))
 
-    if not (qname == zone.origin or qname.endswith("." + zone.origin)):
+    discovery = dns64_prefix is not None and qname == DISCOVERY_NAME
+    if not (qname == zone.origin or qname.endswith("." + zone.origin) or discovery):
         reply.header.rcode = RCODE.REFUSED
         return Answer(reply.pack())
 
@@ -166,6 +177,16 @@ def answer_query(zone: Zone, data: bytes) -> Answer:
     if impairment.servfail:
         reply.header.rcode = RCODE.SERVFAIL
         return Answer(reply.pack(), delay)
+
+    if discovery:
+        assert dns64_prefix is not None
+        entry = NameEntry(
+            A=list(DISCOVERY_V4), AAAA=[nat64_address(a, dns64_prefix) for a in DISCOVERY_V4]
+        )
+    elif dns64_prefix is not None and entry is not None and entry.A and not entry.AAAA:
+        entry = NameEntry(
+            A=entry.A, AAAA=[nat64_address(a, dns64_prefix) for a in entry.A], impair=entry.impair
+        )
 
     if entry is None and qname != zone.origin:
         reply.header.rcode = RCODE.NXDOMAIN
@@ -182,6 +203,6 @@ def answer_query(zone: Zone, data: bytes) -> Answer:
     for address in records:
         rdata = A(address) if qtype == "A" else AAAA(address)
         reply.add_answer(RR(qname + ".", getattr(QTYPE, qtype), ttl=zone.ttl, rdata=rdata))
-    if not records:
+    if not records and not discovery:
         reply.add_auth(_soa(zone))  # NODATA: NOERROR, empty answer, SOA
     return Answer(reply.pack(), delay)

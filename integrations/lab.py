@@ -14,10 +14,13 @@ Command line::
 
     python -m integrations.lab up|down|status|cleanup [--name NAME]
 
-Every namespace is called ``eyl-NAME-ROLE`` (ROLE: ``srv`` or a client role from
-:data:`integrations.topology.CLIENTS`); per-lab state (zone, latency table, pidfiles, logs)
-lives in ``/run/eyeshim-lab/NAME``. ``cleanup`` finds labs by that prefix alone, so it also
-removes what a crashed process left behind.
+NAT64/DNS64 (opt-in, ``Lab(name, nat64=True)`` or ``up --nat64``) adds a gateway namespace
+``eyl-NAME-nat64`` running tayga and an IPv6-only client ``eyl-NAME-v6``; see docs/lab.md.
+
+Every namespace is called ``eyl-NAME-ROLE`` (ROLE: ``srv``, ``nat64`` or a client role from
+:data:`integrations.topology.CLIENTS` / ``NAT64_CLIENTS``); per-lab state (zone, latency
+table, pidfiles, logs) lives in ``/run/eyeshim-lab/NAME``. ``cleanup`` finds labs by that
+prefix alone, so it also removes what a crashed process left behind.
 """
 
 from __future__ import annotations
@@ -40,14 +43,26 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Optional
 
-from integrations.dnszone import Impairment, Zone
+from integrations.dnszone import Impairment, NameEntry, Zone
 from integrations.procutil import kill_pids, pid_alive, read_pidfile
 from integrations.topology import (
     CLIENTS,
+    DISCOVERY_NAME,
+    DNS64_V6,
     DNS_V4,
     DNS_V6,
     GW_V6,
+    NAT64_CLIENTS,
+    NAT64_GW_V4,
+    NAT64_GW_V6,
+    NAT64_POOL,
+    NAT64_PREFIX,
+    NAT64_ROLE,
+    NAT64_STATIC_MAP,
+    NAT64_TAYGA_V4,
     SERVER_ADDRESSES,
+    SERVER_PREFIX4,
+    SERVER_PREFIX6,
     ClientSpec,
 )
 
@@ -58,6 +73,8 @@ __all__ = [
     "LabUnavailable",
     "cleanup",
     "lab_status",
+    "nat64_unavailable_reason",
+    "tayga_conf",
     "unavailable_reason",
 ]
 
@@ -78,6 +95,12 @@ RESOLV_CONF = f"nameserver {DNS_V4}\noptions timeout:1 attempts:2\n"
 HOSTS = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
 # Keep name service to files + DNS whatever the host's nsswitch.conf says (mdns, myhostname...).
 NSSWITCH = "hosts: files dns\nnetworks: files\n"
+RESOLV_OPTIONS = "options timeout:1 attempts:2\n"
+# tayga's TUN interface in the gateway namespace, and the A-only name whose AAAA DNS64
+# synthesizes (added to the zone of NAT64 labs unless the zone already has it).
+NAT64_TUN = "nat64"
+NAT64_NAME = "nat64"
+NAT64_NAME_A = "10.64.78.34"
 
 
 class LabError(RuntimeError):
@@ -280,6 +303,30 @@ def _probe_unavailable() -> Optional[str]:
     return None
 
 
+_nat64_cache: Optional[tuple[Optional[str]]] = None
+
+
+def tayga_path() -> Optional[str]:
+    """The tayga executable (root's PATH has /usr/sbin, sudo'd shells may not), or None."""
+    found = shutil.which("tayga")
+    if found is None and os.access("/usr/sbin/tayga", os.X_OK):
+        found = "/usr/sbin/tayga"
+    return found
+
+
+def nat64_unavailable_reason() -> Optional[str]:
+    """Why a NAT64 lab (``Lab(..., nat64=True)``) cannot run here, or None. Cached."""
+    global _nat64_cache
+    if _nat64_cache is None:
+        reason = unavailable_reason()
+        if reason is None and tayga_path() is None:
+            reason = "tayga not found: install tayga (integrations/setup_system.sh)"
+        if reason is None and not Path("/dev/net/tun").exists():
+            reason = "no /dev/net/tun: the kernel's TUN driver is needed for tayga"
+        _nat64_cache = (reason,)
+    return _nat64_cache[0]
+
+
 # --------------------------------------------------------------------------------------------
 # Status and cleanup (work on whatever exists, not on a Lab object, so they survive crashes)
 
@@ -382,6 +429,11 @@ class Lab:
     die with the creating thread's process even after kill -9; namespaces left behind are
     removed by the next ``Lab(name)`` start or by :func:`cleanup`. ``persistent=True`` (the CLI's
     ``up``) detaches them so the lab outlives the command.
+
+    ``nat64=True`` (or a ``"v6"`` client role) adds the NAT64 part: the gateway namespace
+    ``eyl-NAME-nat64`` running tayga (prefix ``NAT64_PREFIX``, 2001:db8:64::/96), the IPv6-only
+    client ``v6``, the DNS64 listener on ``DNS64_V6`` and the A-only name ``nat64.example.org``.
+    Without it none of this is created or started.
     """
 
     def __init__(
@@ -393,16 +445,24 @@ class Lab:
         broken: Iterable[str] = (),
         persistent: bool = False,
         replace: bool = False,
+        nat64: bool = False,
     ) -> None:
         if not _NAME_RE.match(name):
             raise ValueError(f"lab name must match {_NAME_RE.pattern}: {name!r}")
         self.name = name
         roles = list(clients) if clients is not None else list(CLIENTS)
-        unknown = [r for r in roles if r not in CLIENTS]
+        known = {**CLIENTS, **NAT64_CLIENTS}
+        unknown = [r for r in roles if r not in known]
         if unknown:
-            raise ValueError(f"unknown client roles {unknown}; known: {sorted(CLIENTS)}")
-        self.clients: dict[str, ClientSpec] = {r: CLIENTS[r] for r in roles}
+            raise ValueError(f"unknown client roles {unknown}; known: {sorted(known)}")
+        # The IPv6-only client only makes sense behind the NAT64 gateway, and vice versa.
+        self.nat64 = nat64 or any(r in NAT64_CLIENTS for r in roles)
+        if self.nat64:
+            roles += [r for r in NAT64_CLIENTS if r not in roles]
+        self.clients: dict[str, ClientSpec] = {r: known[r] for r in roles}
         self.zone = zone if zone is not None else Zone()
+        if self.nat64 and f"{NAT64_NAME}.{self.zone.origin}" not in self.zone.names:
+            self.zone.set(NAT64_NAME, [NAT64_NAME_A])
         self.persistent = persistent
         self.replace = replace
         self.state_dir = _state_dir(name)
@@ -417,14 +477,20 @@ class Lab:
     # -- naming ------------------------------------------------------------------------------
 
     def ns(self, role: str) -> str:
-        """Namespace name for ``role`` (``"srv"`` or a client role)."""
-        if role != SERVER_ROLE and role not in self.clients:
+        """Namespace name for ``role`` (``"srv"``, ``"nat64"`` in NAT64 labs, or a client
+        role)."""
+        if (
+            role != SERVER_ROLE
+            and role not in self.clients
+            and not (self.nat64 and role == NAT64_ROLE)
+        ):
             raise KeyError(f"lab {self.name} has no namespace {role!r}")
         return _ns_name(self.name, role)
 
     @property
     def namespaces(self) -> list[str]:
-        return [self.ns(SERVER_ROLE), *(self.ns(r) for r in self.clients)]
+        gateway = [self.ns(NAT64_ROLE)] if self.nat64 else []
+        return [self.ns(SERVER_ROLE), *(self.ns(r) for r in self.clients), *gateway]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -441,7 +507,7 @@ class Lab:
         self.down()
 
     def up(self) -> Lab:
-        reason = unavailable_reason()
+        reason = nat64_unavailable_reason() if self.nat64 else unavailable_reason()
         if reason:
             raise LabUnavailable(reason)
         start = time.perf_counter()
@@ -505,7 +571,11 @@ class Lab:
             values = dict(_CLIENT_SYSCTLS)
             if spec.ipv6_mode == "none":
                 values.update(_NO_IPV6_SYSCTLS)
+            if not spec.has_ipv4:
+                values.update(_IPV6_ONLY_SYSCTLS)
             _in_netns(self.ns(spec.role), lambda v=values: _write_sysctls(v))  # type: ignore[misc]
+        if self.nat64:
+            _in_netns(self.ns(NAT64_ROLE), lambda: _write_sysctls(_GATEWAY_SYSCTLS))
         self.timings["sysctl"] = time.perf_counter() - t0
 
         # Server side: one bridge holding every server address, one veth per client. The client
@@ -514,26 +584,48 @@ class Lab:
         lines = ["link set lo up", "link add br0 type bridge mcast_snooping 0"]
         for cidr in SERVER_ADDRESSES:
             lines.append(f"addr add {cidr} dev br0" + (" nodad" if ":" in cidr else ""))
-        for role in self.clients:
+        if self.nat64:
+            lines.append(f"addr add {DNS64_V6}/{SERVER_PREFIX6} dev br0 nodad")
+        veths = [*self.clients, *([NAT64_ROLE] if self.nat64 else [])]
+        for role in veths:
             lines.append(f"link add p-{role} type veth peer name v-{role} netns {self.ns(role)}")
             lines.append(f"link set p-{role} master br0 up")
         lines.append("link set br0 up")
+        if self.nat64:
+            # Replies to tayga's pool addresses go back through the gateway.
+            lines.append(f"route add {NAT64_POOL} via {NAT64_GW_V4} dev br0")
         _run(["ip", "-n", srv, "-batch", "-"], input="\n".join(lines) + "\n")
 
-        client_procs = []
+        batches: list[tuple[str, list[str]]] = []
         for spec in self.clients.values():
             dev = f"v-{spec.role}"
-            lines = ["link set lo up", f"addr add {spec.ipv4} dev {dev}"]
+            lines = ["link set lo up"]
+            if spec.has_ipv4:
+                lines.append(f"addr add {spec.ipv4} dev {dev}")
             if spec.ipv6 and spec.ipv6_mode in ("global", "onlink"):
                 lines.append(f"addr add {spec.ipv6} dev {dev} nodad")
             lines.append(f"link set {dev} up")
             if spec.ipv6_mode == "global":
-                lines.append(f"route add default via {GW_V6} dev {dev}")
+                lines.append(f"route add default via {spec.ipv6_gateway or GW_V6} dev {dev}")
+            batches.append((spec.role, lines))
+        if self.nat64:
+            dev = f"v-{NAT64_ROLE}"
+            lines = [
+                "link set lo up",
+                f"addr add {NAT64_GW_V4}/{SERVER_PREFIX4} dev {dev}",
+                f"addr add {NAT64_GW_V6}/{SERVER_PREFIX6} dev {dev} nodad",
+                f"link set {dev} up",
+                # Native IPv6 from the IPv6-only client goes on to the server's addresses.
+                f"route add default via {GW_V6} dev {dev}",
+            ]
+            batches.append((NAT64_ROLE, lines))
+        client_procs = []
+        for role, lines in batches:
             client_procs.append(
                 (
-                    spec.role,
+                    role,
                     subprocess.Popen(
-                        ["ip", "-n", self.ns(spec.role), "-batch", "-"],
+                        ["ip", "-n", self.ns(role), "-batch", "-"],
                         stdin=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                         text=True,
@@ -548,25 +640,69 @@ class Lab:
         self.timings["links"] = time.perf_counter() - t0
 
         # Servers take ~100 ms to import and bind; start them now and do the rest meanwhile.
+        server_args = ["--dns", DNS_V4, "--dns", DNS_V6]
+        if self.nat64:
+            server_args += ["--dns64", DNS64_V6, "--dns64-prefix", NAT64_PREFIX]
         servers = self._spawn(
             "servers",
             SERVER_ROLE,
-            [
-                "-m",
-                "integrations.servers",
-                "--state-dir",
-                str(self.state_dir),
-                "--dns",
-                DNS_V4,
-                "--dns",
-                DNS_V6,
-            ],
+            ["-m", "integrations.servers", "--state-dir", str(self.state_dir), *server_args],
         )
         self._write_etc()
         self._setup_nft()
         self.timings["nft"] = time.perf_counter() - t0
+        if self.nat64:
+            self._start_tayga()
+            self.timings["tayga"] = time.perf_counter() - t0
         self._wait(servers)
         self.timings["servers"] = time.perf_counter() - t0
+
+    def _start_tayga(self) -> None:
+        """tayga in the gateway namespace, set up as tayga's documentation does it: ``--mktun``
+        makes the TUN device persistent, the gateway brings it up with routes for the prefix
+        and the pool, then tayga runs in the foreground as a lab child (``-d``: no detach, log
+        to stdout, i.e. ``tayga.log``). The device goes away with the namespace."""
+        tayga = tayga_path()
+        if tayga is None:
+            raise LabUnavailable("tayga not found: install tayga (integrations/setup_system.sh)")
+        gw = self.ns(NAT64_ROLE)
+        conf = self.state_dir / "tayga.conf"
+        conf.write_text(tayga_conf())
+        mktun = _run(_ns_exec(gw, [tayga, "--mktun", "-c", str(conf)]), check=False)
+        if mktun.returncode:
+            raise LabUnavailable(f"tayga --mktun failed: {(mktun.stderr or mktun.stdout).strip()}")
+        routes = [
+            f"link set {NAT64_TUN} up",
+            f"route add {NAT64_POOL} dev {NAT64_TUN}",
+            f"route add {NAT64_PREFIX} dev {NAT64_TUN}",
+        ]
+        _run(["ip", "-n", gw, "-batch", "-"], input="\n".join(routes) + "\n")
+        log = self.state_dir / "tayga.log"
+        preexec = None if self.persistent else _pdeathsig_preexec(os.getpid())
+        with open(log, "ab") as log_file:
+            proc = subprocess.Popen(
+                # tayga logs with printf: line-buffer it so the log is readable while it runs.
+                _ns_exec(gw, [*_line_buffered(), tayga, "-d", "-c", str(conf)]),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                preexec_fn=preexec,
+                start_new_session=self.persistent,
+            )
+        self._procs["tayga"] = proc
+        (self.state_dir / "pids" / "tayga.pid").write_text(str(proc.pid))
+        # Ready when tayga has attached to the TUN device: the kernel then turns its carrier
+        # on (LOWER_UP); until then packets routed to it are dropped.
+        deadline = time.monotonic() + 5
+        while True:
+            shown = _run(["ip", "-n", gw, "-o", "link", "show", NAT64_TUN], check=False)
+            if "LOWER_UP" in shown.stdout:
+                return
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else "hung"
+                raise LabError(f"tayga {state} before attaching to {NAT64_TUN}:\n{tail}")
+            time.sleep(0.002)
 
     def _write_meta(self) -> None:
         meta = {
@@ -577,6 +713,7 @@ class Lab:
             "clients": list(self.clients),
             "broken": sorted(self._blocked["drop"]),
             "latency_ms": self._latency,
+            "nat64": self.nat64,
         }
         (self.state_dir / "meta.json").write_text(json.dumps(meta, indent=1))
 
@@ -584,7 +721,12 @@ class Lab:
         for spec in self.clients.values():
             directory = NETNS_ETC / self.ns(spec.role)
             directory.mkdir(parents=True, exist_ok=True)
-            (directory / "resolv.conf").write_text(RESOLV_CONF)
+            resolv = (
+                RESOLV_CONF
+                if spec.nameserver is None
+                else f"nameserver {spec.nameserver}\n{RESOLV_OPTIONS}"
+            )
+            (directory / "resolv.conf").write_text(resolv)
             (directory / "hosts").write_text(HOSTS)
             (directory / "nsswitch.conf").write_text(NSSWITCH)
             if spec.gai_conf is not None:
@@ -808,6 +950,17 @@ table inet {NFT_TABLE} {{
             self.zone.write(self.state_dir / "zone.json")
         return fq
 
+    def set_dns64_discovery(self, impair: Optional[dict[str, Impairment]] = None) -> None:
+        """Impair the DNS64 listener's answers for ``ipv4only.arpa`` (RFC 7050 prefix
+        discovery), per record type, as :meth:`set_name` does for zone names; ``None`` or
+        ``{}`` restores prompt answers. Effective for the next query."""
+        if impair:
+            self.zone.names[DISCOVERY_NAME] = NameEntry(impair=dict(impair))
+        else:
+            self.zone.names.pop(DISCOVERY_NAME, None)
+        if self._up or self.state_dir.exists():
+            self.zone.write(self.state_dir / "zone.json")
+
     def set_gai_conf(self, role: str, text: Optional[str]) -> None:
         """Per-namespace /etc/gai.conf (``None`` removes it); applies to processes started
         afterwards, because ``ip netns exec`` bind-mounts it at start."""
@@ -826,8 +979,15 @@ table inet {NFT_TABLE} {{
         lines = [f"lab {self.name}: server namespace {self.ns(SERVER_ROLE)}"]
         for spec in self.clients.values():
             six = spec.ipv6 or spec.ipv6_mode
-            lines.append(f"  client {self.ns(spec.role):<16} {spec.ipv4:<16} {six}  ({spec.title})")
+            four = spec.ipv4 or "(no IPv4)"
+            lines.append(f"  client {self.ns(spec.role):<16} {four:<16} {six}  ({spec.title})")
         lines.append(f"  DNS {DNS_V4} / {DNS_V6}, HTTP :80 on every server address")
+        if self.nat64:
+            lines.append(
+                f"  NAT64 gateway {self.ns(NAT64_ROLE)} {NAT64_GW_V4} / {NAT64_GW_V6}: tayga, "
+                f"prefix {NAT64_PREFIX}, pool {NAT64_POOL}"
+            )
+            lines.append(f"  DNS64 {DNS64_V6} (ipv4only.arpa, AAAA synthesis)")
         lines.append(f"  state {self.state_dir}")
         return "\n".join(lines)
 
@@ -860,6 +1020,62 @@ _NO_IPV6_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
 }
+_IPV6_ONLY_SYSCTLS = {
+    # The gateway forwards native IPv6 back out of the interface it came in on, and would
+    # redirect the client to the server; keep the path fixed (always through the gateway).
+    "net.ipv6.conf.all.accept_redirects": "0",
+    "net.ipv6.conf.default.accept_redirects": "0",
+}
+_GATEWAY_SYSCTLS = {
+    "net.ipv6.conf.all.accept_dad": "0",
+    "net.ipv6.conf.default.accept_dad": "0",
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+    # A router: IPv6 from the client to the TUN device, IPv4 from the TUN device to the servers.
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv4.ip_forward": "1",
+    # A new namespace inherits IPv4 settings from the host's; keep reverse-path filtering off
+    # whatever the host uses, so translated packets are never dropped by it.
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.ipv4.icmp_ratelimit": "0",
+    "net.ipv6.icmp.ratelimit": "0",
+}
+
+
+def tayga_conf(
+    prefix: str = NAT64_PREFIX,
+    pool: str = NAT64_POOL,
+    address: str = NAT64_TAYGA_V4,
+    maps: Iterable[tuple[str, str]] = NAT64_STATIC_MAP,
+) -> str:
+    """tayga.conf for the lab's translator (see tayga.conf(5))."""
+    return (
+        "# Written by integrations/lab.py; see docs/lab.md (NAT64).\n"
+        f"tun-device {NAT64_TUN}\n"
+        f"ipv4-addr {address}\n"
+        f"prefix {prefix}\n"
+        f"dynamic-pool {pool}\n" + "".join(f"map {ipv4} {ipv6}\n" for ipv4, ipv6 in maps)
+    )
+
+
+def _line_buffered() -> list[str]:
+    stdbuf = shutil.which("stdbuf")
+    return [stdbuf, "-oL"] if stdbuf else []
+
+
+def _pdeathsig_preexec(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for non-Python children (tayga): SIGKILL when ``parent`` dies. It
+    survives the exec of ``ip netns exec`` and of the program (neither is set-uid). libc is
+    loaded here, in the parent: find_library must not run between fork and exec."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 # --------------------------------------------------------------------------------------------
@@ -890,6 +1106,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "cleanup"])
     parser.add_argument("--name", default=None, help="lab name (default: lab; cleanup: all)")
     parser.add_argument(
+        "--nat64",
+        action="store_true",
+        help="up: add the NAT64 gateway (tayga), DNS64 and the IPv6-only client v6",
+    )
+    parser.add_argument(
         "--matrix-zone",
         action="store_true",
         help="up: load the matrix's zone and break its broken addresses (.33 .35 ::faf2 ::aaa1)",
@@ -904,7 +1125,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 from integrations.scenarios import BROKEN, matrix_zone
 
                 zone, broken = matrix_zone(), list(BROKEN)
-            lab = Lab(name, zone=zone, broken=broken, persistent=True, replace=True).up()
+            lab = Lab(
+                name, zone=zone, broken=broken, persistent=True, replace=True, nat64=args.nat64
+            ).up()
             print(lab.describe())
             print(f"up in {lab.timings['up'] * 1000:.0f} ms")
             return 0

@@ -74,22 +74,35 @@ class DNSServer:
     """UDP DNS bound to the specific addresses it is queried on.
 
     glibc drops replies whose source differs from the address it queried, so a wildcard bind
-    would break as soon as the server has several addresses.
+    would break as soon as the server has several addresses. Queries that arrive on one of
+    ``dns64_addresses`` are answered as a DNS64 resolver would, with ``dns64_prefix``.
     """
 
-    def __init__(self, zone_path: Path, addresses: list[str], port: int = 53) -> None:
+    def __init__(
+        self,
+        zone_path: Path,
+        addresses: list[str],
+        port: int = 53,
+        dns64_addresses: tuple[str, ...] = (),
+        dns64_prefix: Optional[str] = None,
+    ) -> None:
+        if dns64_addresses and dns64_prefix is None:
+            raise ValueError("DNS64 listeners need a prefix")
         self.zone_path = zone_path
         self._zone_key: Optional[tuple[int, int, int]] = None
         self.zone = Zone()
         self.scheduler = Scheduler("dns-replies")
         self.selector = selectors.DefaultSelector()
         self.sockets: list[socket.socket] = []
-        for address in addresses:
+        for address, prefix in [(a, None) for a in addresses] + [
+            (a, dns64_prefix) for a in dns64_addresses
+        ]:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.bind((address, port))
             sock.setblocking(False)
-            self.selector.register(sock, selectors.EVENT_READ)
+            # The selector's data: the DNS64 prefix for this listener (None: plain DNS).
+            self.selector.register(sock, selectors.EVENT_READ, prefix)
             self.sockets.append(sock)
         self._reload()
 
@@ -113,7 +126,7 @@ class DNSServer:
                 except BlockingIOError:
                     continue
                 self._reload()
-                answer = answer_query(self.zone, data)
+                answer = answer_query(self.zone, data, key.data)
                 if answer.payload is None:
                     continue
                 payload = answer.payload
@@ -130,6 +143,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--dns", action="append", default=[], help="address to serve DNS on")
+    parser.add_argument(
+        "--dns64", action="append", default=[], help="address to serve DNS64 on (with a prefix)"
+    )
+    parser.add_argument("--dns64-prefix", default=None, help="NAT64 prefix for DNS64 answers")
     parser.add_argument("--http-port", type=int, default=80)
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent", type=int, default=0, help="die when this pid exits")
@@ -148,14 +165,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     servers: list[ThreadingHTTPServer] = [http4]
     if socket.has_ipv6 and Path("/proc/net/if_inet6").exists():
         servers.append(_HTTPServer6(("::", args.http_port), _Handler))
-    dns = DNSServer(args.state_dir / "zone.json", args.dns)
+    dns = DNSServer(
+        args.state_dir / "zone.json",
+        args.dns,
+        dns64_addresses=tuple(args.dns64),
+        dns64_prefix=args.dns64_prefix,
+    )
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
     if args.ready_fd >= 0:
         os.write(args.ready_fd, b"ready\n")
         os.close(args.ready_fd)
-    print(f"servers: http :{args.http_port}, dns {args.dns}", file=sys.stderr, flush=True)
+    dns64 = f", dns64 {args.dns64} prefix {args.dns64_prefix}" if args.dns64 else ""
+    print(f"servers: http :{args.http_port}, dns {args.dns}{dns64}", file=sys.stderr, flush=True)
     dns.serve_forever()
     return 0
 

@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, VERBOSE_VARIABLE
+from .bootstrap import DIRECTORY, ENABLE_VARIABLE, STATS_VARIABLE, VERBOSE_VARIABLE
 
 __all__ = ["command_line", "environment", "interpreter_flags", "main"]
 
@@ -37,9 +37,6 @@ program's children inherit."""
 
 # Options that take a value: needed to find where the options end and the
 # program begins without letting argparse loose on the program's arguments.
-_VALUED = (
-    "--attempt-delay", "--resolution-delay", "--policy", "--integrations", "--disable", "--set",
-)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         help="any configuration field, e.g. first_address_family_count=2 (repeatable)")
     add("-v", "--verbose", action="store_true",
         help="log eyeshim's decisions to stderr, in children too (EYESHIM_VERBOSE=1)")
+    add("--stats", metavar="FILE",
+        help="at exit, each process reports its race counters: '-' prints a line to "
+             "stderr, a file collects one JSON line per process for 'eyeshim status "
+             "--stats FILE' (EYESHIM_STATS)")
     return parser
 
 
@@ -75,6 +76,13 @@ def _split(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Split into (launcher options, program) where the program starts like
     python's own command line: a script path, ``-``, ``-m mod`` or ``-c cmd``."""
     args = list(argv)
+    # Options that take a value, read off the parser so the two cannot drift.
+    valued = {
+        option
+        for action in _parser()._actions
+        if action.nargs != 0
+        for option in action.option_strings
+    }
     index = 0
     while index < len(args):
         arg = args[index]
@@ -84,7 +92,7 @@ def _split(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
             return args[:index], args[index:]
         if arg == "-" or not arg.startswith("-"):
             return args[:index], args[index:]
-        if arg in _VALUED:
+        if arg in valued:
             index += 1  # its value, which may well start with a dash
         index += 1
     return args, []
@@ -150,6 +158,9 @@ def _overrides(
             out["EYESHIM_DISABLE"] = (",".join(kept), "--getaddrinfo")
     if options.verbose:
         out[VERBOSE_VARIABLE] = ("1", "--verbose")
+    if options.stats:
+        target = options.stats if options.stats == "-" else os.path.abspath(options.stats)
+        out[STATS_VARIABLE] = (target, "--stats")
     return out
 
 

@@ -119,6 +119,9 @@ def _this_interpreter() -> Dict[str, Any]:
     info["installed"] = installed
     if installed and patches is not None:
         info["integrations"] = patches.installed_integrations()
+    events = sys.modules.get("eyeshim.events")
+    if events is not None:  # only a program that raced has counters
+        info["counters"] = events.counters()
     return info
 
 
@@ -183,6 +186,16 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     return report
 
 
+def _stats(path: str, explicit: bool) -> Dict[str, Any]:
+    from .events import read_stats
+
+    try:
+        processes, totals = read_stats(path)
+    except OSError as exc:
+        return {"file": path, "error": f"cannot read stats file {path}: {exc.strerror}"}
+    return {"file": path, "processes": processes, "counters": totals}
+
+
 def _format(report: Dict[str, Any]) -> str:
     lines: List[str] = []
     add = lines.append
@@ -238,6 +251,19 @@ def _format(report: Dict[str, Any]) -> str:
         for name, version in report["libraries"].items()
     )
     add(f"libraries: {libraries}")
+    this = report["this_interpreter"].get("counters")
+    if this and this.get("races"):
+        from .events import format_counters
+
+        add(f"races in this interpreter: {format_counters(this)}")
+    stats = report.get("stats")
+    if stats is not None and "counters" in stats:
+        from .events import format_counters
+
+        add(
+            f"races recorded in {stats['file']} by {stats['processes']} process(es): "
+            f"{format_counters(stats['counters'])}"
+        )
     for problem in report["problems"]:
         add(f"problem: {problem}")
     return "\n".join(lines)
@@ -249,8 +275,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         description="Say whether eyeshim is on for new interpreters, why, and with what settings.",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--stats",
+        metavar="FILE",
+        help="also sum the race counters that processes wrote to FILE at exit "
+        "('eyeshim run --stats FILE', EYESHIM_STATS); default: $EYESHIM_STATS if it is a file",
+    )
     options = parser.parse_args(argv)
     report = collect()
+    stats = options.stats or os.environ.get("EYESHIM_STATS")
+    if stats and stats != "-":
+        report["stats"] = _stats(stats, explicit=bool(options.stats))
+        if "error" in report["stats"] and options.stats:
+            report["problems"].append(report["stats"]["error"])
     if options.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=repr))
     else:

@@ -556,3 +556,44 @@ def test_status_json_under_run_and_with_errors() -> None:
     assert "EYESHIM_RESOLUTION_DELAY" in report["config"]["error"]
     assert "EYESHIM_DISABLE" in report["integrations"]["error"]
     assert len(report["problems"]) == 2
+
+
+RACING_APP = """\
+import socket
+from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
+with BrokenAndWorking() as lab, demo_name_resolves_to(lab):
+    for _ in range(3):
+        socket.create_connection((DEMO_NAME, lab.port), timeout=3).close()
+"""
+
+
+def test_run_stats_are_collected_per_process_and_summed_by_status(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(RACING_APP)
+    stats = tmp_path / "stats.jsonl"
+    for _ in range(2):
+        ran = eyeshim_run(["--stats", str(stats), str(app)])
+        assert ran.returncode == 0, ran.stderr
+    lines = [json.loads(line) for line in stats.read_text().splitlines()]
+    assert len(lines) == 2
+    assert all(line["counters"]["races"] == 3 for line in lines)
+    # The first race of each process falls back from the broken ::1.
+    assert all(line["counters"]["fallbacks"] == 1 for line in lines)
+    status = python(["-m", "eyeshim", "status", "--json", "--stats", str(stats)])
+    report = json.loads(status.stdout)
+    assert report["stats"]["processes"] == 2
+    assert report["stats"]["counters"]["races"] == 6
+    assert report["stats"]["counters"]["time_saved"] > 2 * 2.0  # ~2.75 s per process
+    text = python(["-m", "eyeshim", "status", "--stats", str(stats)]).stdout
+    assert "by 2 process(es): 6 race(s)" in text
+
+
+def test_run_stats_to_stderr(tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(RACING_APP)
+    ran = eyeshim_run(["--stats", "-", str(app)])
+    assert ran.returncode == 0
+    assert "eyeshim: 3 race(s): 3 connected" in ran.stderr
+    missing = python(["-m", "eyeshim", "status", "--stats", str(tmp_path / "none.jsonl")])
+    assert missing.returncode == 1
+    assert "cannot read stats file" in missing.stdout

@@ -60,6 +60,8 @@ DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 ENABLE_VARIABLE = "EYESHIM_ENABLED"
 #: When true, the ``eyeshim`` logger writes DEBUG records to stderr.
 VERBOSE_VARIABLE = "EYESHIM_VERBOSE"
+#: "-" for a summary on stderr at exit, or a file collecting one JSON line per process.
+STATS_VARIABLE = "EYESHIM_STATS"
 #: The file ``eyeshim enable`` writes into site-packages.
 PTH_NAME = "eyeshim-enable.pth"
 
@@ -178,11 +180,25 @@ def _install() -> None:
                 f"{name}: {how}" for name, how in sorted(installed_integrations().items())
             )
             _debug("installed from %s: %s", _origin, _detail)
+            stats = os.environ.get(STATS_VARIABLE)
+            if stats:
+                import atexit
+
+                from ..events import write_stats
+
+                atexit.register(_write_stats, write_stats, stats)
         else:
             _state, _detail = "inactive", "no integration left by EYESHIM_INTEGRATIONS/DISABLE"
     except Exception as exc:
         _undo()
         _disable(exc)
+
+
+def _write_stats(write: Any, target: str) -> None:
+    try:
+        write(target)
+    except Exception as exc:  # reporting must never turn an exit into a crash
+        sys.stderr.write(f"eyeshim: could not write {STATS_VARIABLE}={target!r}: {exc}\n")
 
 
 def _undo() -> None:

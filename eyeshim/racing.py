@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import errno
-import logging
 import math
 import os
 import selectors
@@ -61,8 +60,6 @@ from .history import History
 from .resolving import AddrInfo, Answer
 
 __all__ = ["Attempt", "Connector", "Inbox", "Race", "SocketConnector", "address_of"]
-
-logger = logging.getLogger("eyeshim")
 
 _IN_PROGRESS = frozenset(
     code
@@ -704,6 +701,8 @@ class Race:
             if self.pending:
                 self._take_answers(now)
             self._update_gate(now)
+            if self.deadline is not None and now >= self.deadline:
+                self._raise_timeout()  # before starting anything: no SYN after the deadline
             if self._may_connect and self.untried and self._may_start(now):
                 winner = self._start_next(now)
                 if winner is not None:
@@ -711,8 +710,6 @@ class Race:
                 continue
             if not self.running and not self.untried and not self.pending:
                 self._raise_failure()
-            if self.deadline is not None and now >= self.deadline:
-                self._raise_timeout()
             wake = self._next_wakeup()
             timeout = None if wake is None else max(0.0, wake - now)
             finished = connector.wait(timeout, self.inbox if self.pending else None)

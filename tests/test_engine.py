@@ -335,6 +335,13 @@ def test_timeout_bounds_the_whole_race() -> None:
     assert net.open_sockets() == []
 
 
+def test_no_attempt_starts_at_or_after_the_deadline() -> None:
+    net = FakeNet()
+    with pytest.raises(socket.timeout):
+        run(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=0.25)  # A1 would be due at 250 ms
+    assert net.starts() == [(0.0, S1)]
+
+
 def test_timeout_while_dns_is_still_pending() -> None:
     net = FakeNet()
     with pytest.raises(socket.timeout):

@@ -22,8 +22,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .config import Config
-    from .connection import create_connection, get_config, get_history, set_config
+    from .config import Config, get_config, set_config
+    from .connection import create_connection, get_history
     from .history import History
     from .patches import (
         install,
@@ -39,9 +39,9 @@ _EXPORTS = {
     "Config": ".config",
     "History": ".history",
     "create_connection": ".connection",
-    "get_config": ".connection",
+    "get_config": ".config",
     "get_history": ".connection",
-    "set_config": ".connection",
+    "set_config": ".config",
     "install": ".patches",
     "install_from_env": ".patches",
     "installed": ".patches",

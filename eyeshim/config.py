@@ -18,7 +18,15 @@ import math
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, Union
 
-__all__ = ["ENV_PREFIX", "Config", "parse_bool", "parse_duration", "parse_integrations"]
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "get_config",
+    "parse_bool",
+    "parse_duration",
+    "parse_integrations",
+    "set_config",
+]
 
 ENV_PREFIX = "EYESHIM_"
 
@@ -261,3 +269,23 @@ _ENV_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 DEFAULT_CONFIG = Config()
+
+
+# The process-wide configuration: what a call without ``config=`` uses and
+# what ``install()`` sets.  It lives here, not in the engine, so that
+# installing the shims does not load the engine: that happens at the first
+# connection.  Replacing one reference is atomic; no lock is needed.
+_current: Config = DEFAULT_CONFIG
+
+
+def get_config() -> Config:
+    """The configuration used when a call passes none."""
+    return _current
+
+
+def set_config(config: Config) -> None:
+    """Make ``config`` the process-wide default (``install()`` calls this)."""
+    global _current
+    if not isinstance(config, Config):
+        raise TypeError(f"expected an eyeshim.Config, got {config!r}")
+    _current = config

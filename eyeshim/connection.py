@@ -31,8 +31,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import config as _settings
 from . import events
-from .config import DEFAULT_CONFIG, Config
+from .config import Config, get_config, set_config
 from .history import History
 from .ordering import Orderer, policy_table
 from .racing import Connector, Inbox, Race, SocketConnector, _ExceptionGroup
@@ -62,29 +63,14 @@ _FAILURES: Any = (OSError, _ExceptionGroup) if _ExceptionGroup is not None else 
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
 _state_lock = threading.Lock()
-_config: Config = DEFAULT_CONFIG
 _history: Optional[History] = None
 _dns_cache: Optional[AnswerCache] = None
-
-
-def get_config() -> Config:
-    """The configuration used when a call passes none."""
-    return _config
-
-
-def set_config(config: Config) -> None:
-    """Make ``config`` the process-wide default (``install()`` calls this)."""
-    global _config
-    if not isinstance(config, Config):
-        raise TypeError(f"expected an eyeshim.Config, got {config!r}")
-    with _state_lock:
-        _config = config
 
 
 def get_dns_cache(config: Optional[Config] = None) -> Optional[AnswerCache]:
     """The process-wide DNS answer cache (None when the config disables it)."""
     global _dns_cache
-    cfg = config if config is not None else _config
+    cfg = config if config is not None else _settings._current
     if not cfg.dns_cache:
         return None
     cache = _dns_cache
@@ -113,7 +99,7 @@ def get_history(config: Optional[Config] = None) -> Optional[History]:
     config with other sizes resizes it in place rather than forgetting.
     """
     global _history
-    cfg = config if config is not None else _config
+    cfg = config if config is not None else _settings._current
     if not cfg.history:
         return None
     history = _history
@@ -148,6 +134,14 @@ def _effective_timeout(timeout: Any) -> Optional[float]:
 
 
 _FAMILY_NAMES: Dict[int, str] = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+
+
+# The common case without a function call.
+_FAMILIES: Dict[int, Tuple[int, ...]] = {
+    socket.AF_UNSPEC: (socket.AF_INET6, socket.AF_INET),
+    socket.AF_INET: (socket.AF_INET,),
+    socket.AF_INET6: (socket.AF_INET6,),
+}
 
 
 def _families(family: int) -> Tuple[int, ...]:
@@ -226,14 +220,8 @@ def connect(
     """
     host, port = address
     socket_timeout = _effective_timeout(timeout)
-    cfg = config if config is not None else _config
-    families = _families(family)
-    clock = connector.now if connector is not None else time.monotonic
-    start = clock()
-    deadline = None if socket_timeout is None else start + socket_timeout
-    # None unless someone listens (a subscriber, or the logger at DEBUG).
-    emit = events.emitter(host, clock, start)
-    hist = get_history(cfg) if history is ... else history
+    cfg = config if config is not None else _settings._current
+    families = _FAMILIES.get(family) or _families(family)
 
     known: Optional[List[AddrInfo]] = None
     if resolver is None:
@@ -242,12 +230,31 @@ def connect(
             # Answered from the file without DNS, as the stdlib would (see
             # resolving.py for why this must not go per family).
             known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-    if known is not None:
-        known = [info for info in known if info[0] in families]
-        if not known:
-            raise OSError("getaddrinfo returns an empty list")
+        if known is not None:
+            if family == socket.AF_UNSPEC:
+                known = [info for info in known if info[0] in families]
+            if not known:
+                raise OSError("getaddrinfo returns an empty list")
+            if len(known) == 1 and connector is None and not events.listening():
+                # The fast path: exactly the stdlib's work for one address.
+                try:
+                    return _connect_one(
+                        known[0], timeout, source_address, prepare_socket, all_errors
+                    )
+                except _FAILURES as exc:
+                    synthesized = _nat64_alternatives(known, exc, cfg, families)
+                    if synthesized is None:
+                        raise
+                    known = synthesized
 
-    def race(initial: Optional[List[AddrInfo]], ev: Optional[events.Emit]) -> socket.socket:
+    clock = connector.now if connector is not None else time.monotonic
+    start = clock()
+    deadline = None if socket_timeout is None else start + socket_timeout
+    # None unless someone listens (a subscriber, or the logger at DEBUG).
+    emit = events.emitter(host, clock, start)
+    hist = get_history(cfg) if history is ... else history
+
+    def race(initial: Optional[List[AddrInfo]]) -> socket.socket:
         return _race(
             host,
             port,
@@ -258,34 +265,48 @@ def connect(
             deadline,
             socket_timeout,
             all_errors,
-            ev,
+            emit,
             resolver,
             connector if connector is not None else SocketConnector(source_address, prepare_socket),
             find_source,
         )
 
     try:
-        if known is not None and len(known) == 1 and connector is None and emit is None:
-            return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
-        return race(known, emit)
+        return race(known)
     except _FAILURES as exc:
-        # An IPv4 literal this host cannot route to: on an IPv6-only network
-        # it may still be reachable through NAT64 (RFC 8305 §7.1).
-        if not (cfg.nat64 and known is not None and len(known) == 1 and _unreachable(exc)):
-            raise
-        if socket.AF_INET6 not in families or known[0][0] != socket.AF_INET:
-            raise
-        from . import nat64
-
-        nat64.PREFIXES.lifetime = cfg.nat64_prefix_ttl
-        synthesized = nat64.synthesized_infos(
-            str(known[0][4][0]), int(known[0][4][1]), nat64.PREFIXES.get()
-        )
-        if not synthesized:
+        synthesized = _nat64_alternatives(known, exc, cfg, families)
+        if synthesized is None:
             raise
         if emit is not None:
-            emit("nat64", literal=str(known[0][4][0]), synthesized=[i[4][0] for i in synthesized])
-        return race(synthesized, emit)
+            emit(
+                "nat64",
+                literal=str(known[0][4][0]),  # type: ignore[index]
+                synthesized=[info[4][0] for info in synthesized],
+            )
+        return race(synthesized)
+
+
+def _nat64_alternatives(
+    known: Optional[List[AddrInfo]], exc: BaseException, cfg: Config, families: Tuple[int, ...]
+) -> Optional[List[AddrInfo]]:
+    """The NAT64-synthesized addresses to try when ``exc`` says this host
+    cannot route to the IPv4 literal in ``known`` (RFC 8305 §7.1), else None."""
+    if not (
+        cfg.nat64
+        and known is not None
+        and len(known) == 1
+        and known[0][0] == socket.AF_INET
+        and socket.AF_INET6 in families
+        and _unreachable(exc)
+    ):
+        return None
+    from . import nat64
+
+    nat64.PREFIXES.lifetime = cfg.nat64_prefix_ttl
+    synthesized = nat64.synthesized_infos(
+        str(known[0][4][0]), int(known[0][4][1]), nat64.PREFIXES.get()
+    )
+    return synthesized or None
 
 
 def _unreachable(exc: BaseException) -> bool:

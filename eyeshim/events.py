@@ -148,6 +148,11 @@ def recording() -> Iterator[List[RaceEvent]]:
 Emit = Callable[..., None]
 
 
+def listening() -> bool:
+    """Whether anyone would receive events right now."""
+    return bool(_subscribers) or logger.isEnabledFor(logging.DEBUG)
+
+
 def emitter(host: Any, clock: Callable[[], float], start: float) -> Optional[Emit]:
     """An ``emit(kind, **data)`` for one race, or None when nobody listens."""
     subscribers = _subscribers

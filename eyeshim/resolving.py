@@ -29,7 +29,9 @@ Two kinds of name never reach the pool:
 from __future__ import annotations
 
 import collections
+import math
 import os
+import re
 import socket
 import threading
 import time
@@ -349,6 +351,13 @@ _WRONG_FAMILY = frozenset(
 )
 
 
+# Characters an IP literal can hold before any "%scope": digits, hex, dots,
+# colons, and the "x" of inet_aton's hex forms ("0x7f.1").  A host with any
+# other character is a name, and asking getaddrinfo (which then raises) costs
+# more than the whole stdlib fast path we are trying to match.
+_NOT_LITERAL = re.compile(r"[^0-9a-fA-FxX.:]")
+
+
 def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[AddrInfo]]:
     """Resolve ``host`` without any I/O if it is an IP literal (or None).
 
@@ -356,6 +365,8 @@ def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[
     a wrong argument type) propagate exactly as getaddrinfo raises them, so
     the caller sees the stdlib's own error for bad input.
     """
+    if isinstance(host, str) and _NOT_LITERAL.search(host.partition("%")[0]):
+        return None
     try:
         return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror as exc:
@@ -371,8 +382,10 @@ def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[
 class HostsFile:
     """The set of names in the hosts file, re-read when the file changes."""
 
-    def __init__(self, path: str = "/etc/hosts") -> None:
+    def __init__(self, path: str = "/etc/hosts", recheck: float = 1.0) -> None:
         self.path = path
+        self.recheck = recheck
+        self._checked = -math.inf
         self._lock = threading.Lock()
         self._stamp: Optional[Tuple[int, int]] = None
         self._names: frozenset[str] = frozenset()
@@ -388,13 +401,22 @@ class HostsFile:
         return host.lower().rstrip(".") in self.names()
 
     def names(self) -> frozenset[str]:
+        # A stat() per connection would cost more than the rest of the fast
+        # path; the file is looked at again at most once per ``recheck``.
+        now = time.monotonic()
+        if now < self._checked + self.recheck:
+            return self._names
         try:
             st = os.stat(self.path)
         except OSError:
-            return frozenset()
-        stamp = (st.st_mtime_ns, st.st_size)
+            stamp = None
+        else:
+            stamp = (st.st_mtime_ns, st.st_size)
         with self._lock:
-            if stamp != self._stamp:
+            self._checked = now
+            if stamp is None:
+                self._names, self._stamp = frozenset(), None
+            elif stamp != self._stamp:
                 self._names = self._parse()
                 self._stamp = stamp
             return self._names

@@ -280,6 +280,24 @@ def test_threaded_resolver_delivers_answers_and_errors() -> None:
     assert by_family[socket.AF_INET].infos[0][4] == ("192.0.2.1", 80)
 
 
+@pytest.mark.parametrize(
+    "literal", ["127.0.0.1", "::1", "0x7f.1", "127.1", "fe80::1%lo", "::ffff:127.0.0.1"]
+)
+def test_numeric_addresses_accepts_every_literal_form(literal: str) -> None:
+    assert numeric_addresses(literal, 80) is not None
+
+
+def test_hosts_file_is_rechecked_at_most_once_per_recheck_interval(tmp_path: Any) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 first.example\n")
+    hosts = HostsFile(str(path), recheck=3600)
+    assert "first.example" in hosts
+    path.write_text("127.0.0.1 second.example\n")
+    assert "second.example" not in hosts  # not looked at again yet
+    hosts.recheck = 0
+    assert "second.example" in hosts
+
+
 def test_numeric_addresses() -> None:
     assert numeric_addresses("127.0.0.1", 80)[0][4] == ("127.0.0.1", 80)  # type: ignore[index]
     assert numeric_addresses("example.test", 80) is None
@@ -290,7 +308,7 @@ def test_numeric_addresses() -> None:
 def test_hosts_file_is_reread_when_it_changes(tmp_path: Any) -> None:
     path = tmp_path / "hosts"
     path.write_text("127.0.0.1 localhost Box.example  # comment\n# 10.0.0.1 hidden\n")
-    hosts = HostsFile(str(path))
+    hosts = HostsFile(str(path), recheck=0)
     assert "box.example" in hosts and "LOCALHOST" in hosts and b"localhost" in hosts
     assert "hidden" not in hosts
     path.write_text("10.0.0.2 other.example other.example\n")

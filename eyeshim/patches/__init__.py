@@ -28,7 +28,6 @@ configuration, not the number of wrappers.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
@@ -46,8 +45,6 @@ __all__ = [
     "is_installed",
     "uninstall",
 ]
-
-logger = logging.getLogger("eyeshim")
 
 # name -> module (relative to this package) defining patch()/unpatch()/state()
 INTEGRATIONS: Dict[str, str] = {
@@ -81,7 +78,7 @@ def install(
     urllib3, pip); calling again with another set patches the new ones and
     undoes the ones left out.
     """
-    from ..connection import get_config, set_config
+    from ..config import get_config, set_config
 
     names = _check_names(DEFAULT_INTEGRATIONS if integrations is None else integrations)
     if config is None:
@@ -97,7 +94,7 @@ def install(
             if name not in _active:
                 _active[name] = _module(name).make(name)
                 _active[name].patch()
-        logger.debug("installed: %s", ", ".join(sorted(_active)))
+        _common.debug("installed: %s", ", ".join(sorted(_active)))
 
 
 def _check_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -115,15 +112,14 @@ def _check_names(names: Iterable[str]) -> tuple[str, ...]:
 
 def uninstall() -> None:
     """Restore every patched function; stop waiting for unimported modules."""
-    from ..config import DEFAULT_CONFIG
-    from ..connection import set_config
+    from ..config import DEFAULT_CONFIG, set_config
 
     with _lock:
         while _active:
             _, patch = _active.popitem()
             patch.unpatch()
         set_config(DEFAULT_CONFIG)
-        logger.debug("uninstalled")
+        _common.debug("uninstalled")
 
 
 def is_installed() -> bool:
@@ -147,7 +143,7 @@ def installed(
 ) -> Iterator[None]:
     """``with eyeshim.installed(): ...``: install for the block, then restore
     exactly what was there before (including a previous install)."""
-    from ..connection import get_config
+    from ..config import get_config
 
     with _lock:
         before = dict(_active)

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-import logging
 import socket
 import sys
 import threading
 import warnings
 from typing import Any, Callable, Dict, Optional, Tuple
 
-logger = logging.getLogger("eyeshim")
+
+def debug(message: str, *args: Any) -> None:
+    """Log at DEBUG on the ``eyeshim`` logger, if logging is in use at all.
+
+    Installing must stay cheap for the start-up hook, and importing logging
+    is a few milliseconds.  A program that never imported logging has no
+    handler that could show a DEBUG record, so there is nothing to lose.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("eyeshim").debug(message, *args)
+
+
+def warning(message: str, *args: Any) -> None:
+    # Warnings reach stderr even without configuration (logging's last
+    # resort handler), so logging is imported for them.
+    import logging
+
+    logging.getLogger("eyeshim").warning(message, *args)
+
 
 Wrapper = Callable[[Any, Any, Tuple[Any, ...], Dict[str, Any]], Any]
 
@@ -74,12 +92,12 @@ class AttributePatch:
                 return
             original = getattr(module, self.attribute, None)
             if original is None:
-                logger.warning("%s.%s not found; not patched", self.module_name, self.attribute)
+                warning("%s.%s not found; not patched", self.module_name, self.attribute)
                 return
             wrapped = wrapt.FunctionWrapper(original, self._wrapper_func)
             setattr(module, self.attribute, wrapped)
             self._module, self._original, self._wrapped = module, original, wrapped
-        logger.debug("patched %s.%s", self.module_name, self.attribute)
+        debug("patched %s.%s", self.module_name, self.attribute)
 
     def unpatch(self) -> None:
         with self._lock:
@@ -91,14 +109,14 @@ class AttributePatch:
         current = getattr(module, self.attribute, None)
         if current is wrapped:
             setattr(module, self.attribute, original)
-            logger.debug("restored %s.%s", self.module_name, self.attribute)
+            debug("restored %s.%s", self.module_name, self.attribute)
         else:
             message = (
                 f"eyeshim: {self.module_name}.{self.attribute} was replaced by someone else "
                 "after eyeshim patched it; leaving their version in place"
             )
             warnings.warn(message, RuntimeWarning, stacklevel=3)
-            logger.warning(message)
+            warning("%s", message)
 
     def state(self) -> str:
         with self._lock:

@@ -29,7 +29,8 @@ def _wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
     type_ = args[3] if len(args) > 3 else kwargs.get("type", 0)
     if family != socket.AF_UNSPEC or type_ not in (0, socket.SOCK_STREAM):
         return result
-    from ..connection import get_config, get_history
+    from ..config import get_config
+    from ..connection import get_history
     from ..ordering import Orderer, policy_table
 
     config = get_config()

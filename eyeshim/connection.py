@@ -231,8 +231,6 @@ def connect(
             # resolving.py for why this must not go per family).
             known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
         if known is not None:
-            if family == socket.AF_UNSPEC:
-                known = [info for info in known if info[0] in families]
             if not known:
                 raise OSError("getaddrinfo returns an empty list")
             if len(known) == 1 and connector is None and not events.listening():

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any, Callable, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import sorting
 from .history import History, rtt_bucket
@@ -45,18 +46,57 @@ SourceFinder = Callable[[str, int], Optional[Any]]
 
 
 def policy_table(setting: Any) -> Any:
-    """Turn ``Config.policy`` into a ``sorting.PolicyTable``."""
-    if isinstance(setting, str):
-        if setting == "auto":
-            return sorting.PolicyTable.system()
-        if setting == "rfc6724":
-            return sorting.PolicyTable.rfc6724()
-        return sorting.PolicyTable.system(setting)
-    return setting
+    """Turn ``Config.policy`` into a ``sorting.PolicyTable``.
+
+    A gai.conf is looked at again at most once a second: a stat() per race
+    would cost more than the sort it feeds.
+    """
+    if not isinstance(setting, str):
+        return setting
+    if setting == "rfc6724":
+        return sorting.PolicyTable.rfc6724()
+    path = sorting.DEFAULT_GAI_CONF if setting == "auto" else setting
+    now = time.monotonic()
+    cached = _tables.get(path)
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    table = sorting.PolicyTable.system(path)
+    _tables[path] = (now + _RECHECK, table)
+    return table
 
 
-def _default_source(address: str, port: int) -> Optional[Any]:
-    return sorting.find_source(address, port)
+_RECHECK = 1.0
+_tables: Dict[str, Tuple[float, Any]] = {}
+
+
+class _Sources:
+    """Source addresses found by route look-ups, kept for a second.
+
+    Each look-up is a UDP socket connect()ed to the destination (no packet
+    is sent) and costs a few system calls; the engine asks for the same
+    destinations race after race.  A second is short enough that a network
+    change (which also flushes the history, R12) is noticed at once in
+    human terms.
+    """
+
+    def __init__(self, lifetime: float = 1.0, size: int = 1024) -> None:
+        self.lifetime = lifetime
+        self.size = size
+        self._entries: Dict[str, Tuple[float, Optional[Any]]] = {}
+
+    def __call__(self, address: str, port: int) -> Optional[Any]:
+        now = time.monotonic()
+        entry = self._entries.get(address)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        found = sorting.find_source(address, port)
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # crude, but bounded, and refilled in one race
+        self._entries[address] = (now + self.lifetime, found)
+        return found
+
+
+_default_source = _Sources()
 
 
 class Orderer:

@@ -53,6 +53,7 @@ format, source address discovery); Go ``src/net/addrselect.go``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import operator
 import os
@@ -160,14 +161,22 @@ class _SupportsLessThan(Protocol):
 # --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse_text(value: str) -> IPAddress:
+    # ip_address() understands "fe80::1%eth0" since Python 3.9.  Memoized:
+    # one sort looks at each address several times (scope, label,
+    # precedence, as destination and as source), and the engine sorts the
+    # same few addresses race after race; the objects are immutable.
+    return ipaddress.ip_address(value)
+
+
 def _parse_address(value: object, what: str) -> IPAddress:
     """Accept an ipaddress object or a string; name the culprit otherwise."""
     if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         return value
     if isinstance(value, str):
         try:
-            # ip_address() understands "fe80::1%eth0" since Python 3.9.
-            return ipaddress.ip_address(value)
+            return _parse_text(value)
         except ValueError:
             raise ValueError(f"{what} {value!r} is not an IP address") from None
     raise TypeError(

@@ -129,6 +129,28 @@ _RFC6724_POLICY: Tuple[Tuple[str, int, int], ...] = (
     ("3ffe::/16", 1, 12),
 )
 
+# glibc's built-in tables (sysdeps/posix/getaddrinfo.c, glibc 2.36): RFC
+# 3484's precedences, where IPv4 (10) ranks below 6to4 (30), and labels that
+# also give site-local, ULA and Teredo their own classes.  They apply to
+# whatever a gai.conf does not replace.  Its IPv4 scopes equal RFC 6724's.
+_GLIBC_PRECEDENCE: Tuple[Tuple[str, int], ...] = (
+    ("::1/128", 50),
+    ("2002::/16", 30),
+    ("::/96", 20),
+    ("::ffff:0:0/96", 10),
+    ("::/0", 40),
+)
+_GLIBC_LABEL: Tuple[Tuple[str, int], ...] = (
+    ("::1/128", 0),
+    ("2002::/16", 2),
+    ("::/96", 3),
+    ("::ffff:0:0/96", 4),
+    ("fec0::/10", 5),
+    ("fc00::/7", 6),
+    ("2001::/32", 7),
+    ("::/0", 1),
+)
+
 # RFC 6724 §3.2: autoconfiguration (169.254/16) and loopback (127/8) are
 # link-local, everything else is global.  RFC 3484 also made the RFC 1918
 # ranges site-local; RFC 6724 dropped that because NATed private addresses
@@ -493,7 +515,9 @@ class PolicyTable:
     _scopev4: _PrefixMap
     _hash: int
 
-    _system_cache: ClassVar[Dict[str, Tuple[Tuple[int, int, int], PolicyTable]]] = {}
+    _system_cache: ClassVar[
+        Dict[Tuple[str, Optional[PolicyTable]], Tuple[Tuple[int, int, int], PolicyTable]]
+    ] = {}
     _system_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
@@ -545,14 +569,28 @@ class PolicyTable:
         return _RFC6724_TABLE
 
     @classmethod
+    def glibc(cls) -> PolicyTable:
+        """glibc's built-in table: what getaddrinfo sorts with when no
+        gai.conf line replaces it (RFC 3484 precedences: IPv4 10, below 6to4's
+        30; labels for site-local, ULA and Teredo).  Always the same instance.
+        """
+        return _GLIBC_TABLE
+
+    @classmethod
     def from_gai_conf(
-        cls, text: str, *, strict: bool = False, origin: str = "<gai.conf>"
+        cls,
+        text: str,
+        *,
+        strict: bool = False,
+        origin: str = "<gai.conf>",
+        base: Optional[PolicyTable] = None,
     ) -> PolicyTable:
         """Build a table from gai.conf text, with glibc's replacement semantics.
 
         ``label``, ``precedence`` and ``scopev4`` lines replace the whole
         corresponding table (not merge into it); a table that no valid line
-        mentions keeps the RFC 6724 default.  ``reload yes|no`` is recorded
+        mentions is taken from ``base``: the RFC 6724 table by default, or
+        :meth:`glibc` to read the file exactly as glibc does.  ``reload yes|no`` is recorded
         in :attr:`reload`.  ``#`` starts a comment.
 
         Malformed lines (unknown directive, missing or non-numeric value,
@@ -566,10 +604,11 @@ class PolicyTable:
         conf = _read_gai_conf(text, origin)
         if strict and conf.problems:
             raise ValueError(conf.problems[0])
+        defaults = base if base is not None else _RFC6724_TABLE
         return cls(
-            conf.precedence.items() if conf.precedence else None,
-            conf.label.items() if conf.label else None,
-            conf.scopev4.items() if conf.scopev4 else None,
+            conf.precedence.items() if conf.precedence else defaults.precedence_table,
+            conf.label.items() if conf.label else defaults.label_table,
+            conf.scopev4.items() if conf.scopev4 else defaults.scopev4_table,
             reload=conf.reload,
             warnings=conf.problems,
             origin=origin,
@@ -584,8 +623,14 @@ class PolicyTable:
         return cls.from_gai_conf(text, strict=strict, origin=name)
 
     @classmethod
-    def system(cls, path: Union[str, os.PathLike[str]] = DEFAULT_GAI_CONF) -> PolicyTable:
-        """The table glibc would use: ``path`` parsed if it exists, else RFC 6724.
+    def system(
+        cls,
+        path: Union[str, os.PathLike[str]] = DEFAULT_GAI_CONF,
+        *,
+        base: Optional[PolicyTable] = None,
+    ) -> PolicyTable:
+        """``path`` parsed if it exists (tables it does not mention from
+        ``base``, see :meth:`from_gai_conf`), else the RFC 6724 table.
 
         Parsed tables are cached per path and keyed by the file's
         ``(st_mtime_ns, st_size, st_ino)``, so a repeated call costs one
@@ -598,29 +643,30 @@ class PolicyTable:
         :attr:`warnings`.  Parsing is lenient (see :meth:`from_gai_conf`).
         """
         name = os.fspath(path)
+        key = (name, base)
         try:
             info = os.stat(name)
         except (FileNotFoundError, NotADirectoryError):
             with cls._system_lock:
-                cls._system_cache.pop(name, None)
+                cls._system_cache.pop(key, None)
             return _RFC6724_TABLE
         except OSError as exc:
             return _unreadable(name, exc)
         stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
         with cls._system_lock:
-            cached = cls._system_cache.get(name)
+            cached = cls._system_cache.get(key)
             if cached is not None and cached[0] == stamp:
                 return cached[1]
             # Parse under the lock: the file is small, and it keeps a burst
             # of first callers from all reading it at once.
             try:
-                stamp, table = _load_system_file(name)
+                stamp, table = _load_system_file(name, base)
             except (FileNotFoundError, NotADirectoryError):
-                cls._system_cache.pop(name, None)
+                cls._system_cache.pop(key, None)
                 return _RFC6724_TABLE
             except OSError as exc:
                 return _unreadable(name, exc)
-            cls._system_cache[name] = (stamp, table)
+            cls._system_cache[key] = (stamp, table)
             return table
 
     # -- lookups ------------------------------------------------------------
@@ -722,7 +768,9 @@ def _v6_map(rows: _V6Rows) -> _PrefixMap:
     return _PrefixMap(((int(net.network_address), net.prefixlen, v) for net, v in rows), 128)
 
 
-def _load_system_file(path: str) -> Tuple[Tuple[int, int, int], PolicyTable]:
+def _load_system_file(
+    path: str, base: Optional[PolicyTable] = None
+) -> Tuple[Tuple[int, int, int], PolicyTable]:
     """Read ``path`` and return (its stamp, its table).
 
     The stamp comes from ``fstat()`` of the descriptor that is read, so it
@@ -732,7 +780,7 @@ def _load_system_file(path: str) -> Tuple[Tuple[int, int, int], PolicyTable]:
     with open(path, encoding="utf-8", errors="replace") as file:
         info = os.fstat(file.fileno())
         text = file.read()
-    table = PolicyTable.from_gai_conf(text, origin=path)
+    table = PolicyTable.from_gai_conf(text, origin=path, base=base)
     return (info.st_mtime_ns, info.st_size, info.st_ino), table
 
 
@@ -745,6 +793,7 @@ def _unreadable(path: str, exc: OSError) -> PolicyTable:
 
 
 _RFC6724_TABLE = PolicyTable(origin="RFC 6724")
+_GLIBC_TABLE = PolicyTable(_GLIBC_PRECEDENCE, _GLIBC_LABEL, origin="glibc built-in")
 
 
 # --------------------------------------------------------------------------

@@ -798,9 +798,9 @@ def load_counter(monkeypatch: pytest.MonkeyPatch) -> List[str]:
     calls: List[str] = []
     real = sorting._load_system_file
 
-    def counting(path: str) -> Any:
+    def counting(path: str, base: Any = None) -> Any:
         calls.append(path)
-        return real(path)
+        return real(path, base)
 
     monkeypatch.setattr(sorting, "_load_system_file", counting)
     return calls
@@ -1080,3 +1080,48 @@ def test_r14_find_source_family_unavailable(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(socket, "socket", no_ipv6)
     assert find_source("2001:db8::1") is None
+
+
+# -- glibc's built-in table as the base of a gai.conf (what "auto" uses) --------
+
+
+def test_glibc_builtin_table_values() -> None:
+    glibc = PolicyTable.glibc()
+    assert glibc is PolicyTable.glibc()
+    assert glibc.precedence("192.0.2.1") == 10  # RFC 3484: IPv4 below 6to4
+    assert glibc.precedence("2002:c000:201::1") == 30
+    assert glibc.precedence("2001:db8::1") == 40
+    assert glibc.precedence("::1") == 50
+    assert glibc.label("fd00::1") == 6  # ULA has its own label in glibc
+    assert glibc.label("2001:0:5ef5:79fd::1") == 7  # Teredo
+    assert glibc.label("fec0::1") == 5
+
+
+def test_t6_glibc_base_puts_6to4_before_ipv4_like_getaddrinfo() -> None:
+    # A 6to4 host (source 2002:...) choosing between 6to4 and IPv4: both
+    # labels match, so precedence decides: glibc 30 > 10, RFC 6724 30 < 35.
+    candidates = [
+        ("10.64.78.34", "10.64.78.104"),
+        ("2002:a40:4c07:1::faf1", "2002:a40:4c07:1::104"),
+    ]
+    assert sort_destinations(candidates, PolicyTable.glibc())[0] == "2002:a40:4c07:1::faf1"
+    assert sort_destinations(candidates, PolicyTable.rfc6724())[0] == "10.64.78.34"
+
+
+def test_gai_conf_base_fills_only_unmentioned_tables() -> None:
+    commented = "# precedence ::ffff:0:0/96  100\n#label 2002::/16 1\n"
+    assert PolicyTable.from_gai_conf(commented, base=PolicyTable.glibc()) == PolicyTable.glibc()
+    assert PolicyTable.from_gai_conf(commented) == PolicyTable.rfc6724()
+    # A precedence line replaces glibc's precedence table; its labels stay.
+    table = PolicyTable.from_gai_conf("precedence ::ffff:0:0/96 100\n", base=PolicyTable.glibc())
+    assert table.precedence("192.0.2.1") == 100
+    assert table.precedence("2002::1") == 40  # only the implicit ::/0 row is left
+    assert table.label("fd00::1") == 6  # glibc's label table kept
+
+
+def test_system_with_glibc_base(tmp_path: Path) -> None:
+    path = tmp_path / "gai.conf"
+    path.write_text("# all commented out, as Debian ships it\n")
+    assert PolicyTable.system(path, base=PolicyTable.glibc()) == PolicyTable.glibc()
+    assert PolicyTable.system(path) == PolicyTable.rfc6724()  # cached separately
+    assert PolicyTable.system(tmp_path / "missing", base=PolicyTable.glibc()) is RFC

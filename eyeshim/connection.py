@@ -29,7 +29,7 @@ import math
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 from . import config as _settings
 from . import events
@@ -63,55 +63,51 @@ _FAILURES: Any = (OSError, _ExceptionGroup) if _ExceptionGroup is not None else 
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
 _state_lock = threading.Lock()
-_history: Optional[History] = None
-_dns_cache: Optional[AnswerCache] = None
+
+
+_T = TypeVar("_T")
+_shared: Dict[type, Any] = {}
+
+
+def _process_wide(kind: Type[_T]) -> _T:
+    """The process's one instance of ``kind``, created on first use."""
+    instance = _shared.get(kind)
+    if instance is None:
+        with _state_lock:
+            instance = _shared.get(kind)
+            if instance is None:
+                instance = _shared[kind] = kind()
+    return instance
 
 
 def get_dns_cache(config: Optional[Config] = None) -> Optional[AnswerCache]:
-    """The process-wide DNS answer cache (None when the config disables it)."""
-    global _dns_cache
+    """The process-wide DNS answer cache (None when the config disables it).
+
+    A later config with other limits adjusts it in place: cached answers
+    survive a configuration change.
+    """
     cfg = config if config is not None else _settings._current
     if not cfg.dns_cache:
         return None
-    cache = _dns_cache
-    if cache is None:
-        with _state_lock:
-            if _dns_cache is None:
-                _dns_cache = AnswerCache(
-                    cfg.dns_cache_size,
-                    cfg.dns_cache_ttl,
-                    cfg.dns_cache_negative_ttl,
-                    cfg.dns_cache_rotate,
-                )
-            cache = _dns_cache
-    else:
-        cache.size = cfg.dns_cache_size
-        cache.ttl = cfg.dns_cache_ttl
-        cache.negative_ttl = cfg.dns_cache_negative_ttl
-        cache.rotate = cfg.dns_cache_rotate
+    cache = _process_wide(AnswerCache)
+    cache.size, cache.ttl = cfg.dns_cache_size, cfg.dns_cache_ttl
+    cache.negative_ttl, cache.rotate = cfg.dns_cache_negative_ttl, cfg.dns_cache_rotate
     return cache
 
 
 def get_history(config: Optional[Config] = None) -> Optional[History]:
     """The process-wide history (None when the config disables history).
 
-    Created on first use with the config's size and lifetimes; a later
-    config with other sizes resizes it in place rather than forgetting.
+    A later config with other limits adjusts it in place rather than
+    forgetting what was learnt.
     """
-    global _history
     cfg = config if config is not None else _settings._current
     if not cfg.history:
         return None
-    history = _history
-    if history is None:
-        with _state_lock:
-            if _history is None:
-                _history = History(cfg.history_size, cfg.history_failure_ttl, cfg.history_rtt_ttl)
-            history = _history
-    else:
-        history.max_entries = cfg.history_size
-        history.failure_ttl = cfg.history_failure_ttl
-        history.rtt_ttl = cfg.history_rtt_ttl
+    history = _process_wide(History)
+    history.max_entries = cfg.history_size
+    history.failure_ttl = cfg.history_failure_ttl
+    history.rtt_ttl = cfg.history_rtt_ttl
     return history
 
 

@@ -529,22 +529,7 @@ class Race:
         attempt.started = now
         self.started.append(attempt)
         self._last_start = now
-        try:
-            connected = self.connector.connect(attempt)
-        except OSError as exc:
-            if self.emit is not None:
-                self.emit(
-                    "attempt",
-                    address=attempt.address,
-                    family=_FAMILY_NAMES.get(info[0], info[0]),
-                    number=len(self.started),
-                    next_in=0.0,
-                )
-            self.connector.discard(attempt)
-            self._failed(attempt, exc, now)
-            return None
         delay = self._attempt_delay(attempt.address)
-        self._next_start = now + delay
         if self.emit is not None:
             self.emit(
                 "attempt",
@@ -553,6 +538,13 @@ class Race:
                 number=len(self.started),
                 next_in=delay,
             )
+        try:
+            connected = self.connector.connect(attempt)
+        except OSError as exc:
+            self.connector.discard(attempt)
+            self._failed(attempt, exc, now)
+            return None
+        self._next_start = now + delay
         self.running.append(attempt)
         if connected:
             return self._win([attempt], now)

@@ -47,28 +47,61 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--attempt-delay", metavar="DURATION",
-        help="connection attempt delay, e.g. 300ms (EYESHIM_CONNECTION_ATTEMPT_DELAY)")
-    add("--resolution-delay", metavar="DURATION",
-        help="how long to wait for AAAA after A, e.g. 50ms (EYESHIM_RESOLUTION_DELAY)")
-    add("--no-history", action="store_true",
-        help="do not remember connection times and failures (EYESHIM_HISTORY=0)")
-    add("--policy", metavar="POLICY",
-        help="RFC 6724 policy table: auto, rfc6724 or a gai.conf path (EYESHIM_POLICY)")
-    add("--integrations", metavar="NAMES",
-        help="comma list replacing the default socket,urllib3,pip (EYESHIM_INTEGRATIONS)")
-    add("--disable", metavar="NAMES",
-        help="comma list of integrations to leave alone (EYESHIM_DISABLE)")
-    add("--getaddrinfo", action="store_true",
-        help="also re-sort socket.getaddrinfo results (opt-in integration)")
-    add("--set", metavar="FIELD=VALUE", action="append", default=[],
-        help="any configuration field, e.g. first_address_family_count=2 (repeatable)")
-    add("-v", "--verbose", action="store_true",
-        help="log eyeshim's decisions to stderr, in children too (EYESHIM_VERBOSE=1)")
-    add("--stats", metavar="FILE",
+    add(
+        "--attempt-delay",
+        metavar="DURATION",
+        help="connection attempt delay, e.g. 300ms (EYESHIM_CONNECTION_ATTEMPT_DELAY)",
+    )
+    add(
+        "--resolution-delay",
+        metavar="DURATION",
+        help="how long to wait for AAAA after A, e.g. 50ms (EYESHIM_RESOLUTION_DELAY)",
+    )
+    add(
+        "--no-history",
+        action="store_true",
+        help="do not remember connection times and failures (EYESHIM_HISTORY=0)",
+    )
+    add(
+        "--policy",
+        metavar="POLICY",
+        help="RFC 6724 policy table: auto, rfc6724 or a gai.conf path (EYESHIM_POLICY)",
+    )
+    add(
+        "--integrations",
+        metavar="NAMES",
+        help="comma list replacing the default socket,urllib3,pip (EYESHIM_INTEGRATIONS)",
+    )
+    add(
+        "--disable",
+        metavar="NAMES",
+        help="comma list of integrations to leave alone (EYESHIM_DISABLE)",
+    )
+    add(
+        "--getaddrinfo",
+        action="store_true",
+        help="also re-sort socket.getaddrinfo results (opt-in integration)",
+    )
+    add(
+        "--set",
+        metavar="FIELD=VALUE",
+        action="append",
+        default=[],
+        help="any configuration field, e.g. first_address_family_count=2 (repeatable)",
+    )
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log eyeshim's decisions to stderr, in children too (EYESHIM_VERBOSE=1)",
+    )
+    add(
+        "--stats",
+        metavar="FILE",
         help="at exit, each process reports its race counters: '-' prints a line to "
-             "stderr, a file collects one JSON line per process for 'eyeshim status "
-             "--stats FILE' (EYESHIM_STATS)")
+        "stderr, a file collects one JSON line per process for 'eyeshim status "
+        "--stats FILE' (EYESHIM_STATS)",
+    )
     return parser
 
 
@@ -195,8 +228,10 @@ def _problem(env: Mapping[str, str]) -> Optional[str]:
 
 def _on_path(entries: Sequence[str], directory: str) -> bool:
     mine = {os.path.abspath(directory), os.path.realpath(directory)}
-    return any(entry and (os.path.abspath(entry) in mine or os.path.realpath(entry) in mine)
-               for entry in entries)
+    return any(
+        entry and (os.path.abspath(entry) in mine or os.path.realpath(entry) in mine)
+        for entry in entries
+    )
 
 
 def environment(
@@ -299,7 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command, env = command_line(args)
     if env.get(VERBOSE_VARIABLE) == "1":
         shown = " ".join(
-            f"{key}={env[key]}" for key in sorted(env)
+            f"{key}={env[key]}"
+            for key in sorted(env)
             if key.startswith("EYESHIM_") or key == "PYTHONPATH"
         )
         sys.stderr.write(f"eyeshim run: {shown} {' '.join(command)}\n")
@@ -315,4 +351,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"eyeshim run: cannot start {command[0]}: {exc}\n")
         return 127
-

@@ -165,9 +165,12 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     elif flag and on_path:
         verdict, why = True, f"{ENABLE_VARIABLE}={raw} and the bootstrap on PYTHONPATH"
     elif flag:
-        verdict, why = False, (
-            f"{ENABLE_VARIABLE}={raw}, but the bootstrap directory is not on PYTHONPATH "
-            "(start programs with 'eyeshim run' or use 'eyeshim enable')"
+        verdict, why = (
+            False,
+            (
+                f"{ENABLE_VARIABLE}={raw}, but the bootstrap directory is not on PYTHONPATH "
+                "(start programs with 'eyeshim run' or use 'eyeshim enable')"
+            ),
         )
     else:
         verdict, why = False, "no switch: neither 'eyeshim run' nor 'eyeshim enable'"
@@ -241,8 +244,10 @@ def _format(report: Dict[str, Any]) -> str:
     if "error" in integrations:
         add(f"integrations: ERROR: {integrations['error']}")
     else:
-        add(f"integrations: {', '.join(integrations['effective']) or 'none'}"
-            f" (known: {', '.join(integrations['known'])})")
+        add(
+            f"integrations: {', '.join(integrations['effective']) or 'none'}"
+            f" (known: {', '.join(integrations['known'])})"
+        )
     if this.get("integrations"):
         states = ", ".join(f"{k}: {v}" for k, v in this["integrations"].items())
         add(f"  in this interpreter: {states}")

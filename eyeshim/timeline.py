@@ -730,9 +730,7 @@ def _draw_race(
             stroke_width=2,
             stroke_dasharray="6 4",
         )
-        _label(
-            svg, text, x + 5, lanes_top - 2, right, 11, colour, anchor_left=x - 5, weight="bold"
-        )
+        _label(svg, text, x + 5, lanes_top - 2, right, 11, colour, anchor_left=x - 5, weight="bold")
     return lanes_bottom + 36
 
 

@@ -236,10 +236,9 @@ def connect(
                         known[0], timeout, source_address, prepare_socket, all_errors
                     )
                 except _FAILURES as exc:
-                    synthesized = _nat64_alternatives(known, exc, cfg, families)
-                    if synthesized is None:
+                    known = _nat64_alternatives(known, exc, cfg, families)
+                    if known is None:
                         raise
-                    known = synthesized
 
     clock = connector.now if connector is not None else time.monotonic
     start = clock()
@@ -247,6 +246,7 @@ def connect(
     # None unless someone listens (a subscriber, or the logger at DEBUG).
     emit = events.emitter(host, clock, start)
     hist = get_history(cfg) if history is ... else history
+    tried: List[AddrInfo] = []
 
     def race(initial: Optional[List[AddrInfo]]) -> socket.socket:
         return _race(
@@ -263,33 +263,40 @@ def connect(
             resolver,
             connector if connector is not None else SocketConnector(source_address, prepare_socket),
             find_source,
+            tried,
         )
 
     try:
         return race(known)
     except _FAILURES as exc:
-        synthesized = _nat64_alternatives(known, exc, cfg, families)
+        ipv4 = [info for info in tried if info[0] == socket.AF_INET]
+        synthesized = _nat64_alternatives(ipv4, exc, cfg, families)
         if synthesized is None:
             raise
         if emit is not None:
             emit(
                 "nat64",
-                literal=str(known[0][4][0]),  # type: ignore[index]
-                synthesized=[info[4][0] for info in synthesized],
+                ipv4=[str(info[4][0]) for info in ipv4],
+                synthesized=[str(info[4][0]) for info in synthesized],
             )
         return race(synthesized)
 
 
 def _nat64_alternatives(
-    known: Optional[List[AddrInfo]], exc: BaseException, cfg: Config, families: Tuple[int, ...]
+    ipv4: List[AddrInfo], exc: BaseException, cfg: Config, families: Tuple[int, ...]
 ) -> Optional[List[AddrInfo]]:
-    """The NAT64-synthesized addresses to try when ``exc`` says this host
-    cannot route to the IPv4 literal in ``known`` (RFC 8305 §7.1), else None."""
+    """NAT64-synthesized addresses for the IPv4 addresses in ``ipv4`` when
+    ``exc`` says this host cannot route to IPv4 (RFC 8305 §7), else None.
+
+    This covers IPv4 literals (§7.1) and names whose answers were IPv4 only,
+    as from a resolver without DNS64 (§7.3): either way every IPv4 attempt
+    failed at once with "unreachable", which on dual-stack and IPv4-only
+    hosts does not happen for working addresses.
+    """
     if not (
         cfg.nat64
-        and known is not None
-        and len(known) == 1
-        and known[0][0] == socket.AF_INET
+        and ipv4
+        and all(info[0] == socket.AF_INET for info in ipv4)
         and socket.AF_INET6 in families
         and _unreachable(exc)
     ):
@@ -297,9 +304,10 @@ def _nat64_alternatives(
     from . import nat64
 
     nat64.PREFIXES.lifetime = cfg.nat64_prefix_ttl
-    synthesized = nat64.synthesized_infos(
-        str(known[0][4][0]), int(known[0][4][1]), nat64.PREFIXES.get()
-    )
+    prefixes = nat64.PREFIXES.get()
+    synthesized: List[AddrInfo] = []
+    for info in ipv4:
+        synthesized.extend(nat64.synthesized_infos(str(info[4][0]), int(info[4][1]), prefixes))
     return synthesized or None
 
 
@@ -327,8 +335,10 @@ def _race(
     resolver: Optional[Resolver],
     conn: Connector,
     find_source: Optional[Callable[[str, int], Any]],
+    tried: Optional[List[AddrInfo]] = None,
 ) -> socket.socket:
-    """Resolve (unless ``known``) and race; the winner gets the caller's timeout."""
+    """Resolve (unless ``known``) and race; the winner gets the caller's timeout.
+    ``tried`` receives the addresses attempted, whatever the outcome."""
     orderer = Orderer(
         policy_table(cfg.policy),
         hist,
@@ -380,7 +390,11 @@ def _race(
         inbox.close()
         conn.close()
         raise
-    sock = race.run()
+    try:
+        sock = race.run()
+    finally:
+        if tried is not None:
+            tried.extend(attempt.info for attempt in race.started)
     if isinstance(sock, socket.socket):
         sock.settimeout(socket_timeout)
     return sock  # type: ignore[no-any-return]

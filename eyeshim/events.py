@@ -20,6 +20,8 @@ kind                data
 ``failed``          address, errno, error, elapsed
 ``connected``       address, rtt, local address
 ``closed``          addresses of losing attempts closed after the win
+``nat64``           ipv4 addresses found unreachable, synthesized addresses
+                    about to be raced (RFC 8305 §7)
 ``recorded``        address, outcome (``success``/``failure``/``lost``)
 ``done``            outcome (``connected``, ``timeout``, ``failed``,
                     ``resolve failed``), error, elapsed

@@ -19,9 +19,9 @@ IPv4-only hosts that never happens, so nothing changes there and the happy
 path pays nothing; on an IPv6-only host it costs one ``ipv4only.arpa``
 lookup per prefix lifetime.
 
-Not implemented: Last Resort Local Synthesis (§7.2, R27) and synthesis for
-A-only answers from a VPN resolver (§7.3, R28); eyeshim relies on DNS64
-for names.
+The same fallback covers names whose answers were IPv4 only, from a
+resolver without DNS64 (§7.3, R28): see ``connection._nat64_alternatives``.
+Not implemented: the Last Resort Local Synthesis timer (§7.2, R27).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import threading
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from fakenet import V4, V6, FakeNet, fake_source, nodata, ok, refuse
 
 import eyeshim
 from eyeshim import connection, nat64
@@ -152,7 +153,40 @@ def test_r26_ipv4_literal_reached_through_synthesized_address(
     with eyeshim.events.recording() as recorded:
         connection.connect(("0.0.0.1", port), 5).close()
     nat64_events = [e for e in recorded if e.kind == "nat64"]
-    assert nat64_events[0].data == {"literal": "0.0.0.1", "synthesized": ["::1"]}
+    assert nat64_events[0].data == {"ipv4": ["0.0.0.1"], "synthesized": ["::1"]}
+
+
+def test_r28_ipv4_only_answer_reached_through_nat64() -> None:
+    # An IPv6-only host whose resolver does no DNS64 (a VPN's, say): the name
+    # has only A records, and every IPv4 attempt fails at once.
+    net = FakeNet()
+    net.behave("192.0.2.1", refuse(0, errno.ENETUNREACH))
+    net.behave("192.0.2.2", refuse(0, errno.ENETUNREACH))
+    net.behave("2001:db8:64::c000:202", ok(3))
+    prefixes = nat64.Prefixes(lambda: ["2001:db8:64::c000:aa"], source_of=lambda _: None)
+    saved, nat64.PREFIXES = nat64.PREFIXES, prefixes
+    try:
+        with eyeshim.events.recording() as recorded:
+            sock = connection.connect(
+                ("vpn.example.test", 80),
+                5,
+                config=Config(policy="rfc6724"),
+                resolver=net.resolver({V6: (0, nodata()), V4: (0, ["192.0.2.1", "192.0.2.2"])}),
+                connector=net,
+                history=None,
+                find_source=fake_source,
+            )
+    finally:
+        nat64.PREFIXES = saved
+    assert sock.address == "2001:db8:64::c000:202"
+    assert [a for _, a in net.starts()] == [
+        "192.0.2.1",
+        "192.0.2.2",
+        "2001:db8:64::c000:201",
+        "2001:db8:64::c000:202",
+    ]
+    event = next(e for e in recorded if e.kind == "nat64")
+    assert event.data["ipv4"] == ["192.0.2.1", "192.0.2.2"]
 
 
 def test_r26_nat64_off_keeps_the_error(ipv6_only_host: socket.socket) -> None:

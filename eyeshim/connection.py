@@ -36,7 +36,7 @@ from . import events
 from .config import Config, get_config, set_config
 from .history import History
 from .ordering import Orderer, policy_table
-from .racing import Connector, Inbox, Race, SocketConnector, _ExceptionGroup
+from .racing import _FAMILY_NAMES, Connector, Inbox, Race, SocketConnector, _ExceptionGroup
 from .resolving import (
     HOSTS,
     AddrInfo,
@@ -129,10 +129,7 @@ def _effective_timeout(timeout: Any) -> Optional[float]:
     return float(timeout)
 
 
-_FAMILY_NAMES: Dict[int, str] = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
-
-
-# The common case without a function call.
+# What each ``family`` argument resolves: AAAA first (R1).
 _FAMILIES: Dict[int, Tuple[int, ...]] = {
     socket.AF_UNSPEC: (socket.AF_INET6, socket.AF_INET),
     socket.AF_INET: (socket.AF_INET,),
@@ -141,11 +138,10 @@ _FAMILIES: Dict[int, Tuple[int, ...]] = {
 
 
 def _families(family: int) -> Tuple[int, ...]:
-    if family == socket.AF_UNSPEC:
-        return (socket.AF_INET6, socket.AF_INET)  # AAAA first (R1)
-    if family in (socket.AF_INET, socket.AF_INET6):
-        return (family,)
-    raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}")
+    try:
+        return _FAMILIES[family]
+    except (KeyError, TypeError):
+        raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}") from None
 
 
 def _connect_one(
@@ -217,7 +213,7 @@ def connect(
     host, port = address
     socket_timeout = _effective_timeout(timeout)
     cfg = config if config is not None else _settings._current
-    families = _FAMILIES.get(family) or _families(family)
+    families = _families(family)
 
     known: Optional[List[AddrInfo]] = None
     if resolver is None:

@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import socket
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -204,8 +205,6 @@ def count(
     outcome: str, *, family: int = 0, attempts: int = 0, fallback: bool = False, saved: float = 0.0
 ) -> None:
     """Record the end of a race (called by the engine)."""
-    import socket
-
     with _counter_lock:
         _counters["races"] += 1
         _counters["attempts"] += attempts

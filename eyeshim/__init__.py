@@ -22,8 +22,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from . import events
     from .config import Config, get_config, set_config
-    from .connection import create_connection, get_history
+    from .connection import connect, create_connection, get_history
     from .history import History
     from .patches import (
         install,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "Config": ".config",
     "History": ".history",
+    "connect": ".connection",
     "create_connection": ".connection",
     "get_config": ".config",
     "get_history": ".connection",
@@ -54,7 +56,9 @@ __all__ = [
     "Config",
     "History",
     "__version__",
+    "connect",
     "create_connection",
+    "events",
     "get_config",
     "get_history",
     "install",
@@ -68,6 +72,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "events":
+        # A submodule, documented as ``eyeshim.events.subscribe(...)``.
+        value = importlib.import_module(".events", __name__)
+        globals()[name] = value
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'eyeshim' has no attribute {name!r}")

@@ -4,111 +4,158 @@ The contract is the stdlib's (3.11 signature), and where Happy Eyeballs has
 nothing to say the behaviour is the stdlib's too:
 
 * ``timeout``: the returned socket is blocking with the caller's timeout, or
-  ``socket.getdefaulttimeout()`` for the default sentinel.  Because attempts
-  overlap, the timeout bounds the whole call (DNS wait included) rather
-  than each address in turn; the stdlib walks the addresses one by one and
-  can take ``timeout`` times their number.
+  ``socket.getdefaulttimeout()`` for the default sentinel.
 * errors: ``socket.gaierror`` when no address could be resolved; the last
-  attempt's ``OSError`` (``socket.timeout`` when the deadline passed); with
-  ``all_errors=True`` on 3.11+, an ``ExceptionGroup`` of every attempt's
-  error.  Bad arguments raise what the stdlib raises.
+  attempt's ``OSError`` otherwise; with ``all_errors=True`` on 3.11+, an
+  ``ExceptionGroup`` of every attempt's error.  Bad arguments raise what
+  the stdlib raises.
 * ``source_address`` is bound on every attempt.
 
-Three paths, cheapest first:
+One call, top to bottom (:func:`connect`):
 
-1. an IP literal (or a name from the hosts file) with one address: a plain
-   blocking connect in the caller's thread, exactly like the stdlib;
-2. several known addresses (literals can't be, hosts-file names can): a race
-   without DNS threads;
-3. a name: per-family lookups on the resolver pool and the full race.
+1. **check** the arguments the way the stdlib does, and build the
+   :class:`~eyeshim.dial.Dial` that every later step reads;
+2. **known addresses**: an IP literal, or a name from the hosts file
+   (``candidates.known_addresses``).  A single one is connected exactly as
+   the stdlib would, blocking, in the caller's thread: no race to run;
+3. **resolve** (``candidates.Candidates``: per-family lookups, the
+   Resolution Delay), **order** (``ordering.Orderer``: RFC 6724, history,
+   interleaving) and **race** (``racing.Race``: staggered attempts);
+4. **remember** what the race taught (``history``);
+5. **NAT64**: when every IPv4 attempt failed because this host has no IPv4
+   route, race the NAT64-synthesized addresses (RFC 8305 §7);
+6. **report**: counters, the last events, and the winner with the caller's
+   timeout, or the error.
 """
 
 from __future__ import annotations
 
 import math
 import socket
-import threading
-import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, List, Optional, Tuple
 
-from . import config as _settings
 from . import events
-from .config import Config, get_config, set_config
+from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name, lookup_families
+from .candidates import Candidates, known_addresses
+from .config import Config, get_config
+from .dial import Dial
 from .history import History
-from .ordering import Orderer, policy_table
-from .racing import _FAMILY_NAMES, Connector, Inbox, Race, SocketConnector, _ExceptionGroup
-from .resolving import (
-    HOSTS,
-    AddrInfo,
-    AnswerCache,
-    Resolver,
-    ThreadedResolver,
-    numeric_addresses,
-)
+from .ordering import Orderer
+from .racing import Attempt, Connector, Outcome, Race, SocketConnector
+from .resolving import AnswerCache, Resolver, ThreadedResolver
+from .state import STATE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .nat64 import Prefixes
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "connect",
     "create_connection",
-    "get_config",
     "get_dns_cache",
     "get_history",
-    "set_config",
 ]
-
-# What a failed connect raises: OSError, or with all_errors an ExceptionGroup.
-_FAILURES: Any = (OSError, _ExceptionGroup) if _ExceptionGroup is not None else (OSError,)
 
 #: The stdlib's "use socket.getdefaulttimeout()" sentinel.
 DEFAULT_TIMEOUT: Any = socket._GLOBAL_DEFAULT_TIMEOUT  # type: ignore[attr-defined]
 
-_state_lock = threading.Lock()
 
-
-_T = TypeVar("_T")
-_shared: Dict[type, Any] = {}
-
-
-def _process_wide(kind: Type[_T]) -> _T:
-    """The process's one instance of ``kind``, created on first use."""
-    instance = _shared.get(kind)
-    if instance is None:
-        with _state_lock:
-            instance = _shared.get(kind)
-            if instance is None:
-                instance = _shared[kind] = kind()
-    return instance
+def get_history(config: Optional[Config] = None) -> Optional[History]:
+    """The process-wide history (None when the config disables history)."""
+    return STATE.history(config if config is not None else get_config())
 
 
 def get_dns_cache(config: Optional[Config] = None) -> Optional[AnswerCache]:
-    """The process-wide DNS answer cache (None when the config disables it).
+    """The process-wide DNS answer cache (None when the config disables it)."""
+    return STATE.dns_cache(config if config is not None else get_config())
 
-    A later config with other limits adjusts it in place: cached answers
-    survive a configuration change.
+
+def create_connection(
+    address: Tuple[Any, Any],
+    timeout: Any = DEFAULT_TIMEOUT,
+    source_address: Optional[Tuple[Any, ...]] = None,
+    *,
+    all_errors: bool = False,
+) -> socket.socket:
+    """Connect to ``address`` = (host, port) with Happy Eyeballs v2.
+
+    Same contract as ``socket.create_connection``; see the module docstring.
     """
-    cfg = config if config is not None else _settings._current
-    if not cfg.dns_cache:
-        return None
-    cache = _process_wide(AnswerCache)
-    cache.size, cache.ttl = cfg.dns_cache_size, cfg.dns_cache_ttl
-    cache.negative_ttl, cache.rotate = cfg.dns_cache_negative_ttl, cfg.dns_cache_rotate
-    return cache
+    return connect(address, timeout, source_address, all_errors=all_errors)
 
 
-def get_history(config: Optional[Config] = None) -> Optional[History]:
-    """The process-wide history (None when the config disables history).
+def connect(
+    address: Tuple[Any, Any],
+    timeout: Any = DEFAULT_TIMEOUT,
+    source_address: Optional[Tuple[Any, ...]] = None,
+    *,
+    all_errors: bool = False,
+    config: Optional[Config] = None,
+    family: int = socket.AF_UNSPEC,
+    prepare_socket: Optional[Callable[[socket.socket], None]] = None,
+    resolver: Optional[Resolver] = None,
+    connector: Optional[Connector] = None,
+    history: Any = ...,
+    find_source: Optional[Callable[[str, int], Any]] = None,
+    nat64_prefixes: Optional[Prefixes] = None,
+) -> socket.socket:
+    """``create_connection`` with the knobs integrations and tests need.
 
-    A later config with other limits adjusts it in place rather than
-    forgetting what was learnt.
+    ``family`` restricts resolution (urllib3's ``allowed_gai_family()``);
+    ``prepare_socket`` runs on each socket before ``connect()`` (urllib3's
+    ``socket_options``).  ``resolver``, ``connector``, ``history``,
+    ``find_source`` and ``nat64_prefixes`` replace the real DNS, sockets,
+    history, source discovery and NAT64 prefix discovery (``history=None``
+    turns history off for this call).
     """
-    cfg = config if config is not None else _settings._current
-    if not cfg.history:
-        return None
-    history = _process_wide(History)
-    history.max_entries = cfg.history_size
-    history.failure_ttl = cfg.history_failure_ttl
-    history.rtt_ttl = cfg.history_rtt_ttl
-    return history
+    # 1. check, as the stdlib would
+    host, port = address
+    socket_timeout = _effective_timeout(timeout)
+    cfg = config if config is not None else get_config()
+    families = lookup_families(family)
+
+    # 2. known addresses: a single one is the stdlib's own work
+    known: Optional[List[AddrInfo]] = None
+    if resolver is None:
+        known = known_addresses(host, port, family, STATE.hosts())
+        if known is not None and len(known) == 1 and connector is None and not events.listening():
+            try:
+                return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
+            except _FAILURES as exc:
+                if not _nat64_may_help(cfg, known, families, exc):
+                    raise
+                # This host cannot route IPv4: race the literal again (it
+                # fails at once) and let step 5 try NAT64.
+
+    if connector is None:
+        connector = SocketConnector(source_address, prepare_socket)
+    start = connector.now()
+    dial = Dial(
+        host,
+        port,
+        families=families,
+        timeout=socket_timeout,
+        all_errors=all_errors,
+        config=cfg,
+        history=STATE.history(cfg) if history is ... else history,
+        connector=connector,
+        resolver=resolver,
+        find_source=find_source,
+        nat64_prefixes=nat64_prefixes,
+        trace=events.Trace.start(host, connector.now, start),
+        start=start,
+    )
+
+    # 3. resolve -> order -> race
+    outcome = _race(dial, known)
+    # 4. remember
+    _remember(dial, outcome)
+    # 5. NAT64
+    if outcome.sock is None:
+        outcome = _race_nat64(dial, outcome)
+    # 6. report
+    return _report(dial, outcome)
 
 
 def _effective_timeout(timeout: Any) -> Optional[float]:
@@ -129,19 +176,8 @@ def _effective_timeout(timeout: Any) -> Optional[float]:
     return float(timeout)
 
 
-# What each ``family`` argument resolves: AAAA first (R1).
-_FAMILIES: Dict[int, Tuple[int, ...]] = {
-    socket.AF_UNSPEC: (socket.AF_INET6, socket.AF_INET),
-    socket.AF_INET: (socket.AF_INET,),
-    socket.AF_INET6: (socket.AF_INET6,),
-}
-
-
-def _families(family: int) -> Tuple[int, ...]:
-    try:
-        return _FAMILIES[family]
-    except (KeyError, TypeError):
-        raise ValueError(f"family must be AF_UNSPEC, AF_INET or AF_INET6, got {family!r}") from None
+# What a failed connect raises: OSError, or with all_errors an ExceptionGroup.
+_FAILURES: Any = (OSError, ExceptionGroup) if ExceptionGroup is not None else (OSError,)
 
 
 def _connect_one(
@@ -164,8 +200,8 @@ def _connect_one(
         sock.connect(sockaddr)
     except OSError as exc:
         sock.close()
-        if all_errors and _ExceptionGroup is not None:
-            raise _ExceptionGroup("create_connection failed", [exc]) from None
+        if all_errors and ExceptionGroup is not None:
+            raise ExceptionGroup("create_connection failed", [exc]) from None
         raise
     except BaseException:
         sock.close()
@@ -173,224 +209,200 @@ def _connect_one(
     return sock
 
 
-def create_connection(
-    address: Tuple[Any, Any],
-    timeout: Any = DEFAULT_TIMEOUT,
-    source_address: Optional[Tuple[Any, ...]] = None,
-    *,
-    all_errors: bool = False,
-) -> socket.socket:
-    """Connect to ``address`` = (host, port) with Happy Eyeballs v2.
-
-    Same contract as ``socket.create_connection``; see the module docstring
-    for the few places where overlapping attempts change the outcome.
-    """
-    return connect(address, timeout, source_address, all_errors=all_errors)
+# -- 3. resolve -> order -> race ------------------------------------------------
 
 
-def connect(
-    address: Tuple[Any, Any],
-    timeout: Any = DEFAULT_TIMEOUT,
-    source_address: Optional[Tuple[Any, ...]] = None,
-    *,
-    all_errors: bool = False,
-    config: Optional[Config] = None,
-    family: int = socket.AF_UNSPEC,
-    prepare_socket: Optional[Callable[[socket.socket], None]] = None,
-    resolver: Optional[Resolver] = None,
-    connector: Optional[Connector] = None,
-    history: Any = ...,
-    find_source: Optional[Callable[[str, int], Any]] = None,
-) -> socket.socket:
-    """``create_connection`` with the knobs integrations and tests need.
-
-    ``family`` restricts resolution (urllib3's ``allowed_gai_family()``);
-    ``prepare_socket`` runs on each socket before ``connect()`` (urllib3's
-    ``socket_options``); ``resolver``, ``connector``, ``history`` and
-    ``find_source`` replace the real DNS, sockets, history and source
-    discovery (``history=None`` disables it for this call).
-    """
-    host, port = address
-    socket_timeout = _effective_timeout(timeout)
-    cfg = config if config is not None else _settings._current
-    families = _families(family)
-
-    known: Optional[List[AddrInfo]] = None
-    if resolver is None:
-        known = numeric_addresses(host, port, family)
-        if known is None and host in HOSTS:
-            # Answered from the file without DNS, as the stdlib would (see
-            # resolving.py for why this must not go per family).
-            known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
-        if known is not None:
-            if not known:
-                raise OSError("getaddrinfo returns an empty list")
-            if len(known) == 1 and connector is None and not events.listening():
-                # The fast path: exactly the stdlib's work for one address.
-                try:
-                    return _connect_one(
-                        known[0], timeout, source_address, prepare_socket, all_errors
-                    )
-                except _FAILURES as exc:
-                    known = _nat64_alternatives(known, exc, cfg, families)
-                    if known is None:
-                        raise
-
-    clock = connector.now if connector is not None else time.monotonic
-    start = clock()
-    deadline = None if socket_timeout is None else start + socket_timeout
-    # None unless someone listens (a subscriber, or the logger at DEBUG).
-    emit = events.emitter(host, clock, start)
-    hist = get_history(cfg) if history is ... else history
-    tried: List[AddrInfo] = []
-
-    def race(initial: Optional[List[AddrInfo]]) -> socket.socket:
-        return _race(
-            host,
-            port,
-            initial,
-            families,
-            cfg,
-            hist,
-            deadline,
-            socket_timeout,
-            all_errors,
-            emit,
-            resolver,
-            connector if connector is not None else SocketConnector(source_address, prepare_socket),
-            find_source,
-            tried,
-        )
-
-    try:
-        return race(known)
-    except _FAILURES as exc:
-        ipv4 = [info for info in tried if info[0] == socket.AF_INET]
-        synthesized = _nat64_alternatives(ipv4, exc, cfg, families)
-        if synthesized is None:
-            raise
-        if emit is not None:
-            emit(
-                "nat64",
-                ipv4=[str(info[4][0]) for info in ipv4],
-                synthesized=[str(info[4][0]) for info in synthesized],
-            )
-        return race(synthesized)
-
-
-def _nat64_alternatives(
-    ipv4: List[AddrInfo], exc: BaseException, cfg: Config, families: Tuple[int, ...]
-) -> Optional[List[AddrInfo]]:
-    """NAT64-synthesized addresses for the IPv4 addresses in ``ipv4`` when
-    ``exc`` says this host cannot route to IPv4 (RFC 8305 §7), else None.
-
-    This covers IPv4 literals (§7.1) and names whose answers were IPv4 only,
-    as from a resolver without DNS64 (§7.3): either way every IPv4 attempt
-    failed at once with "unreachable", which on dual-stack and IPv4-only
-    hosts does not happen for working addresses.
-    """
-    if not (
-        cfg.nat64
-        and ipv4
-        and all(info[0] == socket.AF_INET for info in ipv4)
-        and socket.AF_INET6 in families
-        and _unreachable(exc)
-    ):
-        return None
-    from . import nat64
-
-    nat64.PREFIXES.lifetime = cfg.nat64_prefix_ttl
-    prefixes = nat64.PREFIXES.get()
-    synthesized: List[AddrInfo] = []
-    for info in ipv4:
-        synthesized.extend(nat64.synthesized_infos(str(info[4][0]), int(info[4][1]), prefixes))
-    return synthesized or None
-
-
-def _unreachable(exc: BaseException) -> bool:
-    """True if ``exc`` (or every error of a group) says "no route from here"."""
-    from .nat64 import UNREACHABLE
-
-    inner = getattr(exc, "exceptions", None)
-    if inner is not None:
-        return bool(inner) and all(_unreachable(e) for e in inner)
-    return isinstance(exc, OSError) and exc.errno in UNREACHABLE
-
-
-def _race(
-    host: Any,
-    port: Any,
-    known: Optional[List[AddrInfo]],
-    families: Tuple[int, ...],
-    cfg: Config,
-    hist: Optional[History],
-    deadline: Optional[float],
-    socket_timeout: Optional[float],
-    all_errors: bool,
-    emit: Optional[events.Emit],
-    resolver: Optional[Resolver],
-    conn: Connector,
-    find_source: Optional[Callable[[str, int], Any]],
-    tried: Optional[List[AddrInfo]] = None,
-) -> socket.socket:
-    """Resolve (unless ``known``) and race; the winner gets the caller's timeout.
-    ``tried`` receives the addresses attempted, whatever the outcome."""
-    orderer = Orderer(
-        policy_table(cfg.policy),
-        hist,
+def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
+    """Run one race over ``known`` addresses, or over the name's lookups."""
+    cfg = dial.config
+    order = Orderer(
+        STATE.policy_table(cfg.policy),
+        dial.history,
         cfg.first_address_family_count,
-        **({"find_source": find_source} if find_source is not None else {}),
+        dial.find_source,
     )
-    if emit is not None:
-        emit(
-            "race",
-            port=port,
-            timeout=socket_timeout,
-            families=[_FAMILY_NAMES[f] for f in families] if known is None else [],
-            known=[str(info[4][0]) for info in known] if known is not None else [],
+    if dial.trace is not None:
+        dial.trace(
+            events.RaceStarted,
+            port=dial.port,
+            timeout=dial.timeout,
+            families=[family_name(f) for f in dial.families] if known is None else [],
+            known=[address_of(info) for info in known] if known is not None else [],
         )
-    inbox = Inbox()
-    cancels: List[Callable[[], None]] = []
-    lookups: Sequence[int] = ()
+    candidates = Candidates(dial, order, known)
+    if known is None:
+        try:
+            candidates.start(dial.resolver or _default_resolver(cfg))
+        except BaseException:
+            candidates.close()
+            dial.connector.close()
+            raise
+    return Race(dial, candidates).run()
+
+
+def _default_resolver(cfg: Config) -> Resolver:
+    return ThreadedResolver(
+        cfg.resolver_threads, cfg.resolver_idle_timeout, cache=STATE.dns_cache(cfg)
+    )
+
+
+# -- 4. remember ----------------------------------------------------------------
+
+
+def _remember(dial: Dial, outcome: Outcome) -> None:
+    """Teach the history what this race showed (R10-R12).
+
+    A failure, a timeout, and an attempt still pending when a *later-started*
+    attempt won (it had a head start and lost) all count against an address:
+    that is what makes the next race lead with the address that works.
+    """
+    history = dial.history
+    if history is None:
+        return
+    trace = dial.trace
+    winner = outcome.winner
+    # The winner first: what worked is the news; then what did not.
+    ordered = [a for a in outcome.attempts if a is winner] + [
+        a for a in outcome.attempts if a is not winner
+    ]
+    for attempt in ordered:
+        if attempt.result == Attempt.CONNECTED:
+            history.record_success(attempt.address, attempt.elapsed, outcome.local)
+            recorded = "success"
+        elif attempt.result in (Attempt.FAILED, Attempt.TIMED_OUT, Attempt.LOST):
+            history.record_failure(attempt.address)
+            recorded = "lost" if attempt.result == Attempt.LOST else "failure"
+        else:
+            continue
+        if trace is not None:
+            trace(events.Recorded, address=attempt.address, outcome=recorded)
+
+
+# -- 5. NAT64 (RFC 8305 §7) -----------------------------------------------------
+
+
+def _nat64_may_help(
+    cfg: Config, tried: List[AddrInfo], families: Tuple[int, ...], error: BaseException
+) -> bool:
+    """Could NAT64 reach ``tried`` (every address IPv4), which failed with ``error``?"""
+    from .nat64 import unreachable
+
+    return (
+        cfg.nat64
+        and bool(tried)
+        and all(info[0] == socket.AF_INET for info in tried)
+        and socket.AF_INET6 in families
+        and unreachable(error)
+    )
+
+
+def _race_nat64(dial: Dial, outcome: Outcome) -> Outcome:
+    """When every IPv4 attempt failed because this host cannot route IPv4,
+    race the NAT64-synthesized addresses instead (RFC 8305 §7.1 for literals,
+    §7.3 for names whose answers were IPv4 only).  On dual-stack and
+    IPv4-only hosts this never happens for working addresses."""
+    tried = [attempt.info for attempt in outcome.attempts]
+    if outcome.error is None or not _nat64_may_help(
+        dial.config, tried, dial.families, outcome.error
+    ):
+        return outcome
+    from .nat64 import synthesized_infos
+
+    prefixes = dial.nat64_prefixes or STATE.nat64_prefixes(dial.config)
+    found = prefixes.get()
+    synthesized: List[AddrInfo] = []
+    for info in tried:
+        synthesized.extend(synthesized_infos(address_of(info), int(info[4][1]), found))
+    if not synthesized:
+        return outcome
+    if dial.trace is not None:
+        dial.trace(
+            events.Nat64,
+            ipv4=[address_of(info) for info in tried],
+            synthesized=[address_of(info) for info in synthesized],
+        )
+    # A second race on the same connector (the first closed its sockets).
+    second = _race(dial, synthesized)
+    _remember(dial, second)
+    second.attempts[:0] = outcome.attempts
+    return second
+
+
+# -- 6. report ------------------------------------------------------------------
+
+
+def _report(dial: Dial, outcome: Outcome) -> socket.socket:
+    """Count the race, send its last events, and hand over the winner (with
+    the caller's timeout) or raise the error."""
     try:
-        if known is None:
-            res = (
-                resolver
-                if resolver is not None
-                else ThreadedResolver(
-                    cfg.resolver_threads, cfg.resolver_idle_timeout, cache=get_dns_cache(cfg)
-                )
+        _count(dial, outcome)
+        trace = dial.trace
+        if trace is not None:
+            if outcome.losers:
+                trace(events.LosersClosed, addresses=outcome.losers)
+            error = outcome.error
+            trace(
+                events.Done,
+                outcome=outcome.kind,
+                elapsed=outcome.ended - dial.start,
+                address=outcome.winner.address if outcome.winner is not None else None,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+                attempts=len(outcome.attempts),
             )
-            lookups = families
-            for fam in families:
-                if emit is not None:
-                    emit("query", family=_FAMILY_NAMES[fam])
-                cancels.append(res.resolve(host, port, fam, inbox.deliver))
-        race = Race(
-            conn,
-            config=cfg,
-            order=orderer,
-            history=hist,
-            deadline=deadline,
-            all_errors=all_errors,
-            inbox=inbox,
-            lookups=lookups,
-            initial=known or (),
-            cancel_lookups=cancels,
-            emit=emit,
-            timeout=socket_timeout,
-        )
+        if _eventful(outcome):
+            events.log_summary(lambda: _summary(dial, outcome))
     except BaseException:
-        for cancel in cancels:
-            cancel()
-        inbox.close()
-        conn.close()
+        # An interrupt (or a subscriber's KeyboardInterrupt) after the win
+        # must not leak the winner's socket.
+        if outcome.sock is not None:
+            outcome.sock.close()
         raise
-    try:
-        sock = race.run()
-    finally:
-        if tried is not None:
-            tried.extend(attempt.info for attempt in race.started)
+    sock = outcome.result()
     if isinstance(sock, socket.socket):
-        sock.settimeout(socket_timeout)
+        sock.settimeout(dial.timeout)
     return sock  # type: ignore[no-any-return]
+
+
+def _count(dial: Dial, outcome: Outcome) -> None:
+    winner = outcome.winner
+    saved = 0.0
+    if winner is not None:
+        # What the stdlib's sequential walk would have spent before reaching
+        # the winner: the full timeout on every earlier address still pending
+        # at the win (or at least the time it had been pending), the failure
+        # time of the ones that failed.
+        won_at = winner.ended
+        first = outcome.attempts[0].started
+        sequential = 0.0
+        for earlier in outcome.attempts:
+            if earlier is winner:
+                break
+            if earlier.result == Attempt.FAILED:
+                sequential += earlier.elapsed
+            else:
+                sequential += max(dial.timeout or 0.0, won_at - earlier.started)
+        sequential += won_at - winner.started
+        saved = max(0.0, sequential - (won_at - first))
+    events.count(
+        outcome.kind,
+        family=winner.info[0] if winner is not None else 0,
+        attempts=len(outcome.attempts),
+        fallback=winner is not None and winner is not outcome.attempts[0],
+        saved=saved,
+    )
+
+
+def _eventful(outcome: Outcome) -> bool:
+    """Did Happy Eyeballs change anything a person debugging would want to
+    know about (an address failed, was overtaken, or timed out)?"""
+    return any(attempt.result != Attempt.CONNECTED for attempt in outcome.attempts)
+
+
+def _summary(dial: Dial, outcome: Outcome) -> str:
+    host = f"{dial.host}:{dial.port}"
+    tried = ", ".join(
+        f"{a.address} {a.result} after {a.elapsed * 1000:.0f} ms" for a in outcome.attempts
+    )
+    if outcome.winner is not None:
+        return f"{host}: connected to {outcome.winner.address} ({tried})"
+    return f"{host}: {outcome.kind} ({tried})"

@@ -2,51 +2,93 @@
 
 A shim that silently rewires every connection of a process is a black box
 until it can show its work, the way ``curl -v`` does.  Every step of a race
-is a :class:`RaceEvent` with a monotonic timestamp relative to the start of
-that race:
+is one small typed record, a subclass of :class:`RaceEvent`, stamped with a
+process-unique race number and the time since the race began.  This table
+is the schema; ``kind`` is what JSON output and log lines call each class.
 
-==================  =========================================================
-kind                data
-==================  =========================================================
-``race``            host, port, timeout, families queried
-``query``           family (a lookup was sent)
-``answer``          family, addresses (or ``error``), in DNS order
-``gate``            why connecting may begin: ``aaaa``, ``all answered``,
-                    ``resolution delay``, ``known``
-``sorted``          addresses in attempt order, ``rules``: for each
-                    neighbouring pair the rule that put them in that order
-``history``         per address what the history knew when sorting
-``attempt``         address, family, attempt number, delay before the next
-``failed``          address, errno, error, elapsed
-``connected``       address, rtt, local address
-``closed``          addresses of losing attempts closed after the win
-``nat64``           ipv4 addresses found unreachable, synthesized addresses
-                    about to be raced (RFC 8305 §7)
-``recorded``        address, outcome (``success``/``failure``/``lost``)
-``done``            outcome (``connected``, ``timeout``, ``failed``,
-                    ``resolve failed``), error, elapsed
-==================  =========================================================
+====================  ===========  ============================================
+class                 kind         fields
+====================  ===========  ============================================
+:class:`RaceStarted`  ``race``     port, timeout, families (queried), known
+                                   (addresses known without DNS)
+:class:`Query`        ``query``    family (a lookup was sent)
+:class:`DnsAnswer`    ``answer``   family, addresses (DNS order) or error
+:class:`GateOpened`   ``gate``     reason: ``aaaa``, ``all answered``,
+                                   ``resolution delay``, ``known``
+:class:`HistoryKnown` ``history``  known: per address what the history knew
+:class:`Sorted`       ``sorted``   order (attempt order), rules (per
+                                   neighbouring pair, the rule that decided)
+:class:`AttemptStarted` ``attempt`` address, family, number, next_in (delay
+                                   before the next attempt)
+:class:`AttemptFailed` ``failed``  address, errno, error, elapsed,
+                                   before_connect
+:class:`Connected`    ``connected`` address, rtt, local (source address)
+:class:`LosersClosed` ``closed``   addresses of attempts closed after the win
+:class:`Nat64`        ``nat64``    ipv4 (found unreachable), synthesized
+                                   (IPv6 addresses about to be raced)
+:class:`Recorded`     ``recorded`` address, outcome (``success``,
+                                   ``failure``, ``lost``)
+:class:`Done`         ``done``     outcome (``connected``, ``timeout``,
+                                   ``failed``, ``resolve failed``), address,
+                                   error, elapsed, attempts
+====================  ===========  ============================================
 
-With no subscriber and the ``eyeshim`` logger below DEBUG, a race creates
-no events at all: each emit point costs one ``is None`` test.  With the
-logger at DEBUG, each event is one log line.
+Who sees them: subscribers (:func:`subscribe`, :func:`recording`; ``eyeshim
+probe`` is one), and the ``eyeshim`` logger, one DEBUG line per event, only
+when asked for explicitly: ``EYESHIM_TRACE=1``, or a level of DEBUG set on
+the ``eyeshim`` logger itself (``EYESHIM_VERBOSE`` does that).  A root
+logger at DEBUG, which many programs have, is not asking: a connection that
+logs is a connection that can re-enter itself through a handler that
+connects (``SocketHandler``, ``HTTPHandler``, log shippers).  With nobody
+listening a race creates no event at all: each emit point costs one
+``is None`` test, and the decision does not depend on logging, so a
+program behaves the same at every log level.
 
-Counters are kept always (a lock and a few integers per race) and read with
+Counters are kept always (a lock and a few numbers per race) and read with
 :func:`counters`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
-import logging
+import os
 import socket
+import sys
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from .state import STATE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import (
+        Any,
+        Callable,
+        ClassVar,
+        Dict,
+        Iterator,
+        List,
+        Mapping,
+        Optional,
+        Tuple,
+    )
 
 __all__ = [
+    "AttemptFailed",
+    "AttemptStarted",
+    "Connected",
+    "DnsAnswer",
+    "Done",
+    "GateOpened",
+    "HistoryKnown",
+    "LosersClosed",
+    "Nat64",
+    "Query",
     "RaceEvent",
+    "RaceStarted",
+    "Recorded",
+    "Sorted",
+    "Trace",
     "counters",
     "format_counters",
     "read_stats",
@@ -56,21 +98,50 @@ __all__ = [
     "write_stats",
 ]
 
-logger = logging.getLogger("eyeshim")
+#: Set to a true value to log every event of every race on the ``eyeshim``
+#: logger at DEBUG.
+TRACE_VARIABLE = "EYESHIM_TRACE"
 
 
-@dataclasses.dataclass(frozen=True)
 class RaceEvent:
-    """One step of one race."""
+    """One step of one race: what every event has.
 
-    race: int  #: a process-unique race number
-    time: float  #: seconds since the race started (monotonic)
-    kind: str
-    host: str
-    data: Mapping[str, Any]
+    Each kind is a subclass that names its ``fields`` (which are also its
+    slots) and their ``defaults``; the constructor takes them as keywords.
+    """
+
+    __slots__ = ("host", "race", "time")
+    kind: ClassVar[str] = ""
+    #: The event's own fields, in display order (the schema above).
+    fields: ClassVar[Tuple[str, ...]] = ()
+    #: Values of the fields a constructor may leave out.
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, race: int, time: float, host: str, **values: Any) -> None:
+        self.race = race  #: a process-unique race number
+        self.time = time  #: seconds since the race began (monotonic)
+        self.host = host  #: the name (or literal) being connected to
+        for name in self.fields:
+            value = values.pop(name, self.defaults.get(name, _MISSING))
+            if value is _MISSING:
+                raise TypeError(f"{type(self).__name__}() needs the field {name!r}")
+            setattr(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__}() has no field {', '.join(map(repr, values))}")
+
+    @property
+    def data(self) -> Dict[str, Any]:
+        """The event's own fields as a dict (JSON, log lines); fields at an
+        "absent" default (None) are left out."""
+        data = {}
+        for name in self.fields:
+            value = getattr(self, name)
+            if value is not None or name not in self.defaults:
+                data[name] = value
+        return data
 
     def describe(self) -> str:
-        """A one-line, human-readable rendering (the DEBUG log line)."""
+        """A one-line, human-readable rendering (the trace log line)."""
         parts = " ".join(f"{key}={_short(value)}" for key, value in self.data.items())
         return f"race {self.race} +{self.time * 1000:7.1f} ms {self.kind:<9} {parts}"
 
@@ -82,6 +153,149 @@ class RaceEvent:
             "host": self.host,
             **{k: _jsonable(v) for k, v in self.data.items()},
         }
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, RaceEvent)
+        return (self.race, self.time, self.host, self.data) == (
+            other.race,
+            other.time,
+            other.host,
+            other.data,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.data.items())
+        return f"{type(self).__name__}(race={self.race}, time={self.time:.6f}, {fields})"
+
+
+_MISSING: Any = object()
+
+
+class RaceStarted(RaceEvent):
+    kind = "race"
+    fields = __slots__ = ("port", "timeout", "families", "known")
+    port: Any
+    timeout: Optional[float]
+    families: List[str]  #: the families looked up ("ipv6", "ipv4")
+    known: List[str]  #: addresses known without DNS
+
+
+class Query(RaceEvent):
+    kind = "query"
+    fields = __slots__ = ("family",)
+    family: str
+
+
+class DnsAnswer(RaceEvent):
+    kind = "answer"
+    fields = __slots__ = ("family", "addresses", "error")
+    defaults: ClassVar[Mapping[str, Any]] = {"addresses": None, "error": None}
+    family: str
+    addresses: Optional[List[str]]  #: in DNS order; None for an error
+    error: Optional[str]
+
+
+class GateOpened(RaceEvent):
+    kind = "gate"
+    fields = __slots__ = ("reason",)
+    reason: str
+
+
+class HistoryKnown(RaceEvent):
+    kind = "history"
+    fields = __slots__ = ("known",)
+    known: Dict[str, Dict[str, Any]]  #: address -> rtt, failures, used
+
+
+class Sorted(RaceEvent):
+    kind = "sorted"
+    fields = __slots__ = ("order", "rules")
+    order: List[str]
+    rules: List[str]  #: per neighbouring pair of ``order``, the rule that decided
+
+
+class AttemptStarted(RaceEvent):
+    kind = "attempt"
+    fields = __slots__ = ("address", "family", "number", "next_in")
+    address: str
+    family: str
+    number: int
+    next_in: float  #: the delay before the next attempt may start
+
+
+class AttemptFailed(RaceEvent):
+    kind = "failed"
+    fields = __slots__ = ("address", "errno", "error", "elapsed", "before_connect")
+    defaults: ClassVar[Mapping[str, Any]] = {"before_connect": None}
+    address: str
+    errno: Optional[int]
+    error: str
+    elapsed: float
+    before_connect: Optional[bool]  #: True when the socket failed before connect()
+
+
+class Connected(RaceEvent):
+    kind = "connected"
+    fields = __slots__ = ("address", "rtt", "local")
+    address: str
+    rtt: float
+    local: Optional[str]  #: the source address
+
+
+class LosersClosed(RaceEvent):
+    kind = "closed"
+    fields = __slots__ = ("addresses",)
+    addresses: List[str]
+
+
+class Nat64(RaceEvent):
+    kind = "nat64"
+    fields = __slots__ = ("ipv4", "synthesized")
+    ipv4: List[str]  #: the IPv4 addresses found unreachable
+    synthesized: List[str]  #: the IPv6 addresses about to be raced
+
+
+class Recorded(RaceEvent):
+    kind = "recorded"
+    fields = __slots__ = ("address", "outcome")
+    address: str
+    outcome: str  #: success, failure or lost
+
+
+class Done(RaceEvent):
+    kind = "done"
+    fields = __slots__ = ("outcome", "elapsed", "address", "error", "attempts")
+    defaults: ClassVar[Mapping[str, Any]] = {"address": None, "error": None, "attempts": 0}
+    outcome: str  #: connected, timeout, failed or resolve failed
+    elapsed: float
+    address: Optional[str]
+    error: Optional[str]
+    attempts: int
+
+
+#: Every event class by its ``kind``: for readers of recorded JSON.
+KINDS: Dict[str, type[RaceEvent]] = {
+    cls.kind: cls
+    for cls in (
+        RaceStarted,
+        Query,
+        DnsAnswer,
+        GateOpened,
+        HistoryKnown,
+        Sorted,
+        AttemptStarted,
+        AttemptFailed,
+        Connected,
+        LosersClosed,
+        Nat64,
+        Recorded,
+        Done,
+    )
+}
 
 
 def _short(value: Any) -> str:
@@ -102,17 +316,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-Subscriber = Callable[[RaceEvent], None]
+# -- who listens -----------------------------------------------------------------
 
 _lock = threading.Lock()
-_subscribers: Tuple[Subscriber, ...] = ()
+_subscribers: Tuple[Callable[[RaceEvent], None], ...] = ()
 _race_numbers = itertools.count(1)
+_TRUE = ("1", "true", "yes", "on")
+_trace_env = os.environ.get(TRACE_VARIABLE, "").strip().lower() in _TRUE
 
 
-def subscribe(callback: Subscriber) -> Callable[[], None]:
+def subscribe(callback: Callable[[RaceEvent], None]) -> Callable[[], None]:
     """Call ``callback(event)`` for every event of every race, in the racing
-    thread; returns a function that unsubscribes.  A callback that raises is
-    logged and otherwise ignored: observing must never break a connection."""
+    thread; returns a function that unsubscribes.  A callback that raises an
+    ``Exception`` is reported once on stderr and otherwise ignored: observing
+    must never break a connection."""
     global _subscribers
     if not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
@@ -148,76 +365,191 @@ def recording() -> Iterator[List[RaceEvent]]:
         unsubscribe()
 
 
-Emit = Callable[..., None]
+def _trace_logger() -> Any:
+    """The ``eyeshim`` logger when it was asked to log every event, else None.
+
+    Asked means ``EYESHIM_TRACE`` or a DEBUG level set on the ``eyeshim``
+    logger itself; a level inherited from the root logger does not count.
+    logging is never imported here: a program that did not import it has no
+    handler to show a record.
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    logger = logging.getLogger("eyeshim")
+    if _trace_env or logger.level == logging.DEBUG:
+        return logger if logger.isEnabledFor(logging.DEBUG) else None
+    return None
 
 
 def listening() -> bool:
     """Whether anyone would receive events right now."""
-    return bool(_subscribers) or logger.isEnabledFor(logging.DEBUG)
+    return bool(_subscribers) or _trace_logger() is not None
 
 
-def emitter(host: Any, clock: Callable[[], float], start: float) -> Optional[Emit]:
-    """An ``emit(kind, **data)`` for one race, or None when nobody listens."""
-    subscribers = _subscribers
-    log = logger.isEnabledFor(logging.DEBUG)
-    if not subscribers and not log:
-        return None
-    number = next(_race_numbers)
-    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+class Trace:
+    """The emitter of one race's events (only exists while someone listens)."""
 
-    def emit(kind: str, **data: Any) -> None:
-        event = RaceEvent(number, clock() - start, kind, name, data)
-        if log:
-            logger.debug("%s", event.describe())
-        for callback in subscribers:
+    __slots__ = ("_clock", "_log", "_start", "_subscribers", "host", "number")
+
+    def __init__(
+        self,
+        host: str,
+        clock: Callable[[], float],
+        start: float,
+        subscribers: Tuple[Callable[[RaceEvent], None], ...],
+        log: Any,
+    ) -> None:
+        self.number = next(_race_numbers)
+        self.host = host
+        self._clock = clock
+        self._start = start
+        self._subscribers = subscribers
+        self._log = log
+
+    @classmethod
+    def start(cls, host: Any, clock: Callable[[], float], start: float) -> Optional[Trace]:
+        """A trace for a race beginning at ``start``, or None when nobody listens."""
+        subscribers = _subscribers
+        log = _trace_logger()
+        if not subscribers and log is None:
+            return None
+        name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+        return cls(name, clock, start, subscribers, log)
+
+    def __call__(self, kind: type[RaceEvent], **fields: Any) -> None:
+        """Emit one event: ``trace(Connected, address=..., rtt=..., local=...)``."""
+        event = kind(self.number, self._clock() - self._start, self.host, **fields)
+        if self._log is not None:
+            with quiet_logging():
+                self._log.debug("%s", event.describe())
+        for callback in self._subscribers:
             try:
                 callback(event)
-            except Exception:  # a broken observer must not break a connection
-                logger.exception("eyeshim event subscriber %r failed", callback)
+            except Exception as exc:  # a broken observer must not break a connection
+                _report_subscriber(callback, exc)
 
-    return emit
+
+_reported: set[int] = set()
+
+
+def _report_subscriber(callback: Any, exc: Exception) -> None:
+    # stderr, not logging: the subscriber may be a log handler's friend, and
+    # one line per broken subscriber is enough.
+    if id(callback) in _reported:
+        return
+    _reported.add(id(callback))
+    stream = sys.stderr
+    if stream is not None:
+        try:
+            stream.write(f"eyeshim: event subscriber {callback!r} failed: {exc!r}\n")
+        except Exception:
+            pass
+
+
+# -- logging that cannot re-enter itself -----------------------------------------
+
+_quiet = threading.local()
+
+
+@contextlib.contextmanager
+def quiet_logging() -> Iterator[None]:
+    """Inside this block (per thread) eyeshim logs nothing.
+
+    Wraps eyeshim's own calls into logging: a handler that opens a connection
+    (``SocketHandler``, ``HTTPHandler``) comes back into eyeshim, which must
+    not log again from there.
+    """
+    depth = getattr(_quiet, "depth", 0)
+    _quiet.depth = depth + 1
+    try:
+        yield
+    finally:
+        _quiet.depth = depth
+
+
+def _inside_logging() -> bool:
+    """Is this thread inside eyeshim's own logging, or inside any handler?"""
+    if getattr(_quiet, "depth", 0):
+        return True
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return False
+    handle = logging.Handler.handle.__code__
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is handle:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def log_summary(message: Callable[[], str]) -> None:
+    """One DEBUG record on the ``eyeshim`` logger for a call whose outcome
+    Happy Eyeballs changed (``message`` is only called when it is logged).
+
+    Nothing when logging is not imported or not enabled for DEBUG, and
+    nothing from inside a logging handler (see :func:`quiet_logging`).
+    """
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    logger = logging.getLogger("eyeshim")
+    if not logger.isEnabledFor(logging.DEBUG) or _inside_logging():
+        return
+    with quiet_logging():
+        logger.debug("%s", message())
 
 
 # -- counters -------------------------------------------------------------------
 
-_counter_lock = threading.Lock()
-_counters: Dict[str, float] = {}
 
+class Counters:
+    """What every race in this process came to (owned by ``state.STATE``)."""
 
-def _blank() -> Dict[str, float]:
-    return {
-        "races": 0,
-        "connected": 0,
-        "failed": 0,
-        "timeouts": 0,
-        "wins_ipv6": 0,
-        "wins_ipv4": 0,
-        "fallbacks": 0,
-        "attempts": 0,
-        "time_saved": 0.0,
-    }
+    NAMES = (
+        "races",
+        "connected",
+        "failed",
+        "timeouts",
+        "wins_ipv6",
+        "wins_ipv4",
+        "fallbacks",
+        "attempts",
+        "time_saved",
+    )
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: Dict[str, float] = dict.fromkeys(self.NAMES, 0)
+        self._values["time_saved"] = 0.0
 
-_counters.update(_blank())
+    def count(self, outcome: str, family: int, attempts: int, fallback: bool, saved: float) -> None:
+        with self._lock:
+            values = self._values
+            values["races"] += 1
+            values["attempts"] += attempts
+            if outcome == "connected":
+                values["connected"] += 1
+                values["wins_ipv6" if family == socket.AF_INET6 else "wins_ipv4"] += 1
+                if fallback:
+                    values["fallbacks"] += 1
+                values["time_saved"] += saved
+            elif outcome == "timeout":
+                values["timeouts"] += 1
+            else:
+                values["failed"] += 1
+
+    def snapshot(self) -> Dict[str, float]:
+        with self._lock:
+            return dict(self._values)
 
 
 def count(
     outcome: str, *, family: int = 0, attempts: int = 0, fallback: bool = False, saved: float = 0.0
 ) -> None:
     """Record the end of a race (called by the engine)."""
-    with _counter_lock:
-        _counters["races"] += 1
-        _counters["attempts"] += attempts
-        if outcome == "connected":
-            _counters["connected"] += 1
-            _counters["wins_ipv6" if family == socket.AF_INET6 else "wins_ipv4"] += 1
-            if fallback:
-                _counters["fallbacks"] += 1
-            _counters["time_saved"] += saved
-        elif outcome == "timeout":
-            _counters["timeouts"] += 1
-        else:
-            _counters["failed"] += 1
+    STATE.counters().count(outcome, family, attempts, fallback, saved)
 
 
 def counters() -> Dict[str, float]:
@@ -230,17 +562,14 @@ def counters() -> Dict[str, float]:
     the time it won: each of them would have held the stdlib for the full
     timeout (or, with no timeout, for the elapsed race at least).
     """
-    with _counter_lock:
-        return dict(_counters)
+    return STATE.counters().snapshot()
 
 
 def reset_counters() -> None:
-    with _counter_lock:
-        _counters.clear()
-        _counters.update(_blank())
+    STATE.reset_counters()
 
 
-def format_counters(values: Dict[str, float]) -> str:
+def format_counters(values: Mapping[str, float]) -> str:
     """One human-readable line for a counters snapshot."""
     races = int(values.get("races", 0))
     if not races:
@@ -261,8 +590,6 @@ def write_stats(target: str) -> None:
     bootstrap calls this at exit).  Several processes may share one file:
     each line is a single small append."""
     import json
-    import os
-    import sys
     import time
 
     values = counters()
@@ -284,7 +611,7 @@ def read_stats(path: str) -> Tuple[int, Dict[str, float]]:
     Lines that do not parse are skipped."""
     import json
 
-    totals = _blank()
+    totals: Dict[str, float] = dict.fromkeys(Counters.NAMES, 0)
     processes = 0
     with open(path, encoding="utf-8") as fh:
         for line in fh:

@@ -87,6 +87,15 @@ class History:
         self._lock = threading.Lock()
         self._records: collections.OrderedDict[str, Record] = collections.OrderedDict()
 
+    def configure(self, max_entries: int, failure_ttl: float, rtt_ttl: float) -> None:
+        """Adopt new limits; what was learnt stays."""
+        self.max_entries, self.failure_ttl, self.rtt_ttl = max_entries, failure_ttl, rtt_ttl
+
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a parent thread.
+        What was learnt is as true in the child as in the parent."""
+        self._lock = threading.Lock()
+
     # -- writing -------------------------------------------------------------
 
     def _touch(self, address: str, source: Optional[str], now: float) -> Record:

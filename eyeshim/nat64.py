@@ -20,7 +20,8 @@ path pays nothing; on an IPv6-only host it costs one ``ipv4only.arpa``
 lookup per prefix lifetime.
 
 The same fallback covers names whose answers were IPv4 only, from a
-resolver without DNS64 (§7.3, R28): see ``connection._nat64_alternatives``.
+resolver without DNS64 (§7.3, R28): see step 5 in ``connection.py``.  The
+process's discovered prefixes are kept by ``state.STATE``.
 Not implemented: the Last Resort Local Synthesis timer (§7.2, R27).
 """
 
@@ -33,7 +34,7 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from .resolving import AddrInfo
+from .addrinfo import AddrInfo
 
 __all__ = [
     "PREFIX_LENGTHS",
@@ -43,6 +44,8 @@ __all__ = [
     "extract",
     "prefixes_from_answers",
     "synthesize",
+    "synthesized_infos",
+    "unreachable",
 ]
 
 WELL_KNOWN_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
@@ -167,6 +170,10 @@ class Prefixes:
             self._source = self._source_of(str(prefixes[0].network_address)) if prefixes else None
             return prefixes
 
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a parent thread."""
+        self._lock = threading.Lock()
+
     def forget(self) -> None:
         with self._lock:
             self._value, self._expires, self._source = (), -1.0, None
@@ -179,7 +186,12 @@ def _ipv6_source(address: str) -> Optional[str]:
     return None if found is None else str(found)
 
 
-PREFIXES = Prefixes()
+def unreachable(exc: BaseException) -> bool:
+    """True if ``exc`` (or every error of a group) says "no route from here"."""
+    inner = getattr(exc, "exceptions", None)
+    if inner is not None:
+        return bool(inner) and all(unreachable(e) for e in inner)
+    return isinstance(exc, OSError) and exc.errno in UNREACHABLE
 
 
 def synthesized_infos(

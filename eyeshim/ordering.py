@@ -26,81 +26,19 @@ has learned (``history``):
 
 from __future__ import annotations
 
-import logging
 import socket
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import sorting
+from .addrinfo import AddrInfo, address_of
 from .history import History, rtt_bucket
-from .resolving import AddrInfo
 
-logger = logging.getLogger("eyeshim")
-
-__all__ = ["Orderer", "policy_table"]
+__all__ = ["Orderer"]
 
 # A global IPv4 destination with a source on its own network: "IPv4 works".
 _IPV4_STAND_IN = ("198.51.100.1", "198.51.100.2")
 
 SourceFinder = Callable[[str, int], Optional[Any]]
-
-
-def policy_table(setting: Any) -> Any:
-    """Turn ``Config.policy`` into a ``sorting.PolicyTable``.
-
-    A gai.conf is looked at again at most once a second: a stat() per race
-    would cost more than the sort it feeds.
-    """
-    if not isinstance(setting, str):
-        return setting
-    if setting == "rfc6724":
-        return sorting.PolicyTable.rfc6724()
-    path = sorting.DEFAULT_GAI_CONF if setting == "auto" else setting
-    now = time.monotonic()
-    cached = _tables.get(path)
-    if cached is not None and now < cached[0]:
-        return cached[1]
-    # A gai.conf is read the way glibc reads it: what it does not replace
-    # keeps glibc's built-in values, so eyeshim's first choice is the address
-    # getaddrinfo would have put first, and eyeshim is never slower than the
-    # stdlib where that address works.  No file: RFC 6724.
-    table = sorting.PolicyTable.system(path, base=sorting.PolicyTable.glibc())
-    _tables[path] = (now + _RECHECK, table)
-    return table
-
-
-_RECHECK = 1.0
-_tables: Dict[str, Tuple[float, Any]] = {}
-
-
-class _Sources:
-    """Source addresses found by route look-ups, kept for a second.
-
-    Each look-up is a UDP socket connect()ed to the destination (no packet
-    is sent) and costs a few system calls; the engine asks for the same
-    destinations race after race.  A second is short enough that a network
-    change (which also flushes the history, R12) is noticed at once in
-    human terms.
-    """
-
-    def __init__(self, lifetime: float = 1.0, size: int = 1024) -> None:
-        self.lifetime = lifetime
-        self.size = size
-        self._entries: Dict[str, Tuple[float, Optional[Any]]] = {}
-
-    def __call__(self, address: str, port: int) -> Optional[Any]:
-        now = time.monotonic()
-        entry = self._entries.get(address)
-        if entry is not None and now < entry[0]:
-            return entry[1]
-        found = sorting.find_source(address, port)
-        if len(self._entries) >= self.size:
-            self._entries.clear()  # crude, but bounded, and refilled in one race
-        self._entries[address] = (now + self.lifetime, found)
-        return found
-
-
-_default_source = _Sources()
 
 
 class Orderer:
@@ -112,18 +50,22 @@ class Orderer:
         policy: Any,
         history: Optional[History],
         first_address_family_count: int = 1,
-        find_source: SourceFinder = _default_source,
+        find_source: Optional[SourceFinder] = None,
     ) -> None:
         self.policy = policy
         self.history = history
         self.fafc = first_address_family_count
+        if find_source is None:
+            from .state import STATE
+
+            find_source = STATE.sources()
         self._find_source = find_source
         self._sources: Dict[str, Optional[str]] = {}
         self._last_plan: Optional[_Plan] = None
         self._beats_ipv4: Dict[str, bool] = {}
 
     def source_of(self, info: AddrInfo) -> Optional[str]:
-        address = str(info[4][0])
+        address = address_of(info)
         if address not in self._sources:
             found = self._find_source(address, int(info[4][1]))
             self._sources[address] = None if found is None else str(found)
@@ -144,7 +86,7 @@ class Orderer:
         whether this host can reach IPv4 is learnt from the A answer itself,
         not guessed from a route to an address nobody asked for.
         """
-        address = str(info[4][0])
+        address = address_of(info)
         verdict = self._beats_ipv4.get(address)
         if verdict is None:
             ordered = sorting.sort_destinations(
@@ -160,7 +102,7 @@ class Orderer:
         network change, R12); only a real ordering does that, never an
         explanation.
         """
-        by_address = {str(info[4][0]): info for info in infos}
+        by_address = {address_of(info): info for info in infos}
         sources = {address: self.source_of(info) for address, info in by_address.items()}
         history = self.history
         records: Dict[str, Any] = {}
@@ -222,9 +164,25 @@ class Orderer:
         # someone records events: explaining with the history as it was
         # when sorting is what makes the explanation true.  Costs one
         # reference when nobody listens.
-        plan.result = [_address(info) for info in result]
+        plan.result = [address_of(info) for info in result]
         self._last_plan = plan
         return result
+
+    def describe(self, infos: List[AddrInfo]) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
+        """For the race's events: what the history knew of each address of
+        ``infos`` (a list this orderer returned), and :meth:`explain`."""
+        known: Dict[str, Dict[str, Any]] = {}
+        if self.history is not None:
+            for info in infos:
+                address = address_of(info)
+                record = self.history.get(address)
+                if record is not None:
+                    known[address] = {
+                        "rtt": record.srtt,
+                        "failures": record.failures,
+                        "used": record.last_success is not None,
+                    }
+        return known, self.explain(infos)
 
     def explain(self, infos: List[AddrInfo]) -> List[str]:
         """Why ``infos`` (a list this orderer returned) is in its order.
@@ -245,7 +203,7 @@ class Orderer:
         """
         if len(infos) < 2:
             return []
-        addresses = [_address(info) for info in infos]
+        addresses = [address_of(info) for info in infos]
         plan = self._last_plan
         if plan is None or plan.result != addresses:
             # Not the list the last call returned (a caller's own list): sort
@@ -298,12 +256,7 @@ class _Plan:
             )
         except ValueError:  # pragma: no cover - the sort and the rules disagree
             # Explaining must never break a connection; say so instead.
-            logger.debug("eyeshim: cannot explain %s before %s", first, second, exc_info=True)
             return "unknown"
-
-
-def _address(info: AddrInfo) -> str:
-    return str(info[4][0])
 
 
 def _family(info: AddrInfo) -> Any:

@@ -1,15 +1,19 @@
 """Racing: staggered connection attempts on non-blocking sockets (RFC 8305 §5).
 
 The race runs entirely in the caller's thread.  Each attempt is a
-non-blocking socket whose ``connect()`` has been issued; one ``selectors``
-selector waits for whichever of them completes first, for the next DNS
-answer, or for the moment the next attempt is due.  Compared with a thread
-per attempt this gives real cancellation (a thread blocked in ``connect()``
-cannot be stopped; a non-blocking socket is simply closed), no thread left
-waiting out a timeout after the race is decided, and no thread start-up
-cost on the happy path.
+non-blocking socket whose ``connect()`` has been issued; one selector waits
+for whichever of them completes first, for the next DNS answer, or for the
+moment the next attempt is due.  Compared with a thread per attempt this
+gives real cancellation (a thread blocked in ``connect()`` cannot be
+stopped; a non-blocking socket is simply closed), no thread left waiting out
+a timeout after the race is decided, and no thread start-up cost on the
+happy path.
 
-The rules the loop enforces, with their checklist IDs:
+This module is §5 and nothing else: *which* addresses may be tried and when
+the first may start is ``candidates.py``'s (§3), their order is
+``ordering.py``'s (§4), and what the process learns from the outcome is
+written down by ``connection.py``'s remember step.  The rules enforced here,
+with their checklist IDs:
 
 * Attempts start one at a time (R15): the next one after the Connection
   Attempt Delay (R18, from history when there is some), or at once when a
@@ -19,20 +23,16 @@ The rules the loop enforces, with their checklist IDs:
   starts: on a high-latency link the first SYN may simply be slow.
 * The first success wins; every other socket is closed at once (R16),
   including one that completed in the same poll.
-* Connecting begins as soon as AAAA answers (R3), or when A answered and
-  either AAAA failed (R6) or the Resolution Delay passed (R4, R5); answers
-  that arrive later join the untried part of the list, sorted (R7, R24).
 * Whatever happens -- success, failure, timeout, KeyboardInterrupt -- every
   socket the race opened and did not hand to the caller is closed.
 
-Time, sockets and DNS all come through small interfaces (a connector with a
-clock, a resolver, an inbox) so that the same loop runs against a fake
-network with a fake clock in the tests.
+Time and sockets come through a small interface (a connector with a clock)
+so that the same loop runs against a fake network with a fake clock in the
+tests.
 """
 
 from __future__ import annotations
 
-import collections
 import errno
 import math
 import os
@@ -41,25 +41,51 @@ import socket
 import sys
 import threading
 import time
-from typing import (
-    Any,
-    Callable,
-    Deque,
-    Dict,
-    List,
-    Optional,
-    Protocol,
-    Sequence,
-    Set,
-    Tuple,
-)
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
-from . import events as _events
-from .config import ATTEMPT_DELAY_FLOOR, Config
-from .history import History
-from .resolving import AddrInfo, Answer
+from . import events
+from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name
+from .config import ATTEMPT_DELAY_FLOOR
 
-__all__ = ["Attempt", "Connector", "Inbox", "Race", "SocketConnector", "address_of"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .candidates import Candidates, Inbox
+    from .dial import Dial
+
+__all__ = ["Attempt", "Connector", "Outcome", "Race", "SocketConnector", "failure"]
+
+
+class Attempt:
+    """One connection attempt: the address, when it started, how it ended."""
+
+    __slots__ = ("address", "ended", "error", "handle", "info", "result", "started")
+
+    #: ``result`` values: how the attempt ended.
+    RUNNING, CONNECTED, FAILED, TIMED_OUT, LOST, ABANDONED = (
+        "running",
+        "connected",
+        "failed",  # the connect failed: refused, unreachable, ...
+        "timed out",  # still pending when the caller's timeout passed
+        "lost",  # still pending when a later-started attempt won
+        "abandoned",  # started after the winner, closed when it won
+    )
+
+    def __init__(self, info: AddrInfo, handle: Any) -> None:
+        self.info = info
+        self.address = address_of(info)
+        self.handle = handle
+        self.started = math.nan
+        self.ended = math.nan
+        self.result = Attempt.RUNNING
+        self.error: Optional[BaseException] = None
+
+    @property
+    def elapsed(self) -> float:
+        return self.ended - self.started
+
+    def __repr__(self) -> str:
+        return f"Attempt({self.address!r}, started={self.started:.3f}, {self.result})"
+
 
 _IN_PROGRESS = frozenset(
     code
@@ -79,102 +105,6 @@ _IN_PROGRESS = frozenset(
 _IP_BIND_ADDRESS_NO_PORT = getattr(
     socket, "IP_BIND_ADDRESS_NO_PORT", 24 if sys.platform.startswith("linux") else None
 )
-
-
-def address_of(info: AddrInfo) -> str:
-    """The destination IP (with its scope, for IPv6 link-local) of an entry."""
-    return str(info[4][0])
-
-
-class Attempt:
-    """One connection attempt: the address, when it started, its socket."""
-
-    __slots__ = ("address", "failed_after", "handle", "info", "started")
-
-    def __init__(self, info: AddrInfo, handle: Any) -> None:
-        self.info = info
-        self.address = address_of(info)
-        self.handle = handle
-        self.started = math.nan
-        self.failed_after: Optional[float] = None
-
-    def __repr__(self) -> str:
-        return f"Attempt({self.address!r}, started={self.started:.3f})"
-
-
-class Inbox:
-    """DNS answers travelling from resolver threads to the racing thread.
-
-    The racer blocks either on a condition variable (while it has no socket
-    to watch) or in ``select()`` (while attempts run), so a delivery both
-    notifies the condition and, once the racer asked for one, writes a byte
-    to a wake-up socket pair.  The pair is created only when needed: on the
-    happy path both answers arrive before any attempt starts, and the race
-    costs no extra file descriptors.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
-        self._answers: Deque[Answer] = collections.deque()
-        self._reader: Optional[socket.socket] = None
-        self._writer: Optional[socket.socket] = None
-        self._closed = False
-
-    def deliver(self, answer: Answer) -> None:
-        """Called from any thread; an answer for a finished race is dropped."""
-        with self._lock:
-            if self._closed:
-                return
-            self._answers.append(answer)
-            self._arrived.notify()
-            if self._writer is not None:
-                try:
-                    self._writer.send(b"\0")
-                except OSError:
-                    pass  # the pipe is full: the reader is awake anyway
-
-    def take(self) -> List[Answer]:
-        with self._lock:
-            answers = list(self._answers)
-            self._answers.clear()
-            return answers
-
-    def wait(self, timeout: Optional[float]) -> None:
-        """Block until an answer is waiting or ``timeout`` passes."""
-        with self._lock:
-            if not self._answers:
-                self._arrived.wait(timeout)
-
-    def fileno(self) -> int:
-        """A descriptor that becomes readable when an answer arrives."""
-        with self._lock:
-            if self._reader is None:
-                self._reader, self._writer = socket.socketpair()
-                self._reader.setblocking(False)
-                self._writer.setblocking(False)
-                if self._answers:
-                    self._writer.send(b"\0")
-            return self._reader.fileno()
-
-    def drain(self) -> None:
-        with self._lock:
-            if self._reader is None:
-                return
-            try:
-                while self._reader.recv(512):
-                    pass
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._answers.clear()
-            for sock in (self._reader, self._writer):
-                if sock is not None:
-                    sock.close()
-            self._reader = self._writer = None
 
 
 class Connector(Protocol):
@@ -330,160 +260,57 @@ class SocketConnector:
         self._inbox_fd = None
 
 
-_FAMILY_NAMES: Dict[int, str] = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
+def failure(errors: List[BaseException], all_errors: bool) -> BaseException:
+    """What ``create_connection`` raises when every attempt failed: the last
+    error, or with ``all_errors`` (3.11+) an ExceptionGroup of all of them."""
+    if all_errors and ExceptionGroup is not None:
+        return ExceptionGroup("create_connection failed", errors)  # type: ignore[no-any-return]
+    return errors[-1]
 
-OrderFunc = Callable[[List[AddrInfo]], List[AddrInfo]]
 
+class Outcome:
+    """What one race came to: every attempt, the winner, or the error."""
 
-def _dedupe_key(info: AddrInfo) -> Tuple[Any, ...]:
-    return (info[0], info[1], info[2], info[4])
+    __slots__ = ("attempts", "ended", "error", "kind", "local", "losers", "sock", "winner")
+
+    def __init__(self) -> None:
+        #: Every attempt whose socket was opened, in the order they started.
+        self.attempts: List[Attempt] = []
+        self.winner: Optional[Attempt] = None
+        #: The winner's source address (the history notices network changes by it).
+        self.local: Optional[str] = None
+        #: The winner's socket (the connector's handle), detached from the race.
+        self.sock: Any = None
+        #: What to raise when there is no winner.
+        self.error: Optional[BaseException] = None
+        #: ``connected``, ``timeout``, ``failed`` or ``resolve failed``.
+        self.kind = "failed"
+        #: Addresses of attempts closed because another one won.
+        self.losers: List[str] = []
+        self.ended = math.nan
+
+    def result(self) -> Any:
+        """The winner's socket, or raise the race's error."""
+        if self.sock is not None:
+            return self.sock
+        error, self.error = self.error, None  # no frame <-> exception cycle
+        assert error is not None
+        raise error
 
 
 class Race:
-    """One Happy Eyeballs race; ``run()`` returns the winning socket.
+    """One Happy Eyeballs race: ``run()`` tries ``candidates`` until one connects."""
 
-    ``lookups`` names the families still being resolved (their answers come
-    through ``inbox``); ``initial`` holds addresses already known (literals,
-    hosts-file answers).
-    """
-
-    def __init__(
-        self,
-        connector: Connector,
-        *,
-        config: Config,
-        order: OrderFunc,
-        history: Optional[History] = None,
-        deadline: Optional[float] = None,
-        all_errors: bool = False,
-        inbox: Optional[Inbox] = None,
-        lookups: Sequence[int] = (),
-        initial: Sequence[AddrInfo] = (),
-        cancel_lookups: Sequence[Callable[[], None]] = (),
-        emit: Optional[Callable[..., None]] = None,
-        timeout: Optional[float] = None,
-    ) -> None:
-        self.connector = connector
-        self.emit = emit
-        self.timeout = timeout
-        self.config = config
-        self.order = order
-        self.history = history
-        self.deadline = deadline
-        self.all_errors = all_errors
-        self.inbox = inbox if inbox is not None else Inbox()
-        self.pending: Set[int] = set(lookups)
-        self.cancel_lookups = list(cancel_lookups)
-        self.untried: List[AddrInfo] = []
-        self.running: List[Attempt] = []
-        self.started: List[Attempt] = []  # every attempt whose connect() was issued
-        self.errors: List[BaseException] = []
-        self.dns_errors: Dict[int, BaseException] = {}
-        self._seen: Set[Tuple[Any, ...]] = set()
-        self._first_answer: Optional[float] = None
-        self._may_connect = False
+    def __init__(self, dial: Dial, candidates: Candidates) -> None:
+        self.dial = dial
+        self.candidates = candidates
+        self.connector = dial.connector
+        self._trace = dial.trace
+        self._outcome = Outcome()
+        self._running: List[Attempt] = []
+        self._errors: List[BaseException] = []
         self._last_start: Optional[float] = None
         self._next_start = -math.inf
-        self._started_at = connector.now()
-        self._winner: Optional[Attempt] = None
-        self._won_at = math.nan
-        self._closed_losers: List[str] = []
-        if initial:
-            self._add(list(initial))
-            self._may_connect = bool(self.untried)
-            if emit is not None and self.untried:
-                emit("gate", reason="known")
-
-    # -- DNS answers ---------------------------------------------------------
-
-    def _add(self, infos: List[AddrInfo]) -> bool:
-        new = []
-        for info in infos:
-            key = _dedupe_key(info)
-            if key not in self._seen:
-                self._seen.add(key)
-                new.append(info)
-        if new:
-            # R7/R24: newcomers are sorted together with the addresses not yet
-            # tried; attempts already running are left alone (R22).
-            self.untried = self.order(self.untried + new)
-            if self.emit is not None:
-                self._emit_order()
-        return bool(new)
-
-    def _emit_order(self) -> None:
-        assert self.emit is not None
-        addresses = [address_of(info) for info in self.untried]
-        explain = getattr(self.order, "explain", None)
-        rules = explain(self.untried) if explain is not None else []
-        if self.history is not None:
-            known = {}
-            for address in addresses:
-                record = self.history.get(address)
-                if record is not None:
-                    known[address] = {
-                        "rtt": record.srtt,
-                        "failures": record.failures,
-                        "used": record.last_success is not None,
-                    }
-            if known:
-                self.emit("history", known=known)
-        self.emit("sorted", order=addresses, rules=rules)
-
-    def _take_answers(self, now: float) -> None:
-        for answer in self.inbox.take():
-            self.pending.discard(answer.family)
-            if self.emit is not None:
-                if answer.error is not None:
-                    self.emit(
-                        "answer",
-                        family=_FAMILY_NAMES.get(answer.family, answer.family),
-                        error=str(answer.error),
-                    )
-                else:
-                    self.emit(
-                        "answer",
-                        family=_FAMILY_NAMES.get(answer.family, answer.family),
-                        addresses=[address_of(info) for info in answer.infos],
-                    )
-            if answer.error is not None:
-                self.dns_errors[answer.family] = answer.error
-            elif self._add(answer.infos) and self._first_answer is None:
-                self._first_answer = now
-
-    def _update_gate(self, now: float) -> None:
-        if self._may_connect or not self.untried:
-            return
-        if not self.pending:
-            # Every lookup has answered: nothing left to wait for (R6 when
-            # the AAAA answer was negative).
-            self._open_gate("all answered")
-            return
-        head = self.untried[0]
-        if head[0] == socket.AF_INET6 and not self._known_broken(head) and self._preferred(head):
-            self._open_gate("aaaa")  # R3: a usable, preferred IPv6 address: go
-        elif (
-            self._first_answer is not None
-            and now >= self._first_answer + self.config.resolution_delay
-        ):
-            # R4: A came first and AAAA is late.  The same wait applies when
-            # AAAA came first but history says its addresses just failed:
-            # give the other family the Resolution Delay to answer rather
-            # than walk straight into a known-broken address, or into an IPv6
-            # address the policy ranks below IPv4 (6to4, a gai.conf).
-            self._open_gate("resolution delay")
-
-    def _open_gate(self, reason: str) -> None:
-        self._may_connect = True
-        if self.emit is not None:
-            self.emit("gate", reason=reason)
-
-    def _preferred(self, info: AddrInfo) -> bool:
-        beats_ipv4 = getattr(self.order, "beats_ipv4", None)
-        return beats_ipv4 is None or bool(beats_ipv4(info))
-
-    def _known_broken(self, info: AddrInfo) -> bool:
-        return self.history is not None and self.history.failed_recently(address_of(info))
 
     # -- attempts ------------------------------------------------------------
 
@@ -492,50 +319,52 @@ class Race:
             return True
         if now < self._last_start + ATTEMPT_DELAY_FLOOR:
             return False  # R19, even when the previous attempt failed at once
-        return not self.running or now >= self._next_start
+        return not self._running or now >= self._next_start
 
     def _attempt_delay(self, address: str) -> float:
-        cfg = self.config
-        if self.history is None:
+        cfg = self.dial.config
+        history = self.dial.history
+        if history is None:
             return cfg.connection_attempt_delay
-        return self.history.attempt_delay(
+        return history.attempt_delay(
             address,
             cfg.connection_attempt_delay,
             cfg.min_connection_attempt_delay,
             cfg.max_connection_attempt_delay,
         )
 
-    def _start_next(self, now: float) -> Optional[Any]:
-        info = self.untried.pop(0)
+    def _start_next(self) -> Optional[Attempt]:
+        """Start the best untried address; the attempt if it connected at once."""
+        info = self.candidates.next()
         try:
             attempt = self.connector.open(info)
         except OSError as exc:
             # Failed before a packet was sent (e.g. source_address of the
             # other family): nothing to pace, try the next address now.
-            if self.emit is not None:
-                self.emit(
-                    "failed",
+            if self._trace is not None:
+                self._trace(
+                    events.AttemptFailed,
                     address=address_of(info),
                     errno=exc.errno,
                     error=str(exc),
                     elapsed=0.0,
                     before_connect=True,
                 )
-            self.errors.append(exc)
+            self._errors.append(exc)
             return None
         # The clock again, not the loop's: sorting (and explaining, when
         # someone records events) happened since, and must not count as RTT.
         now = self.connector.now()
         attempt.started = now
-        self.started.append(attempt)
+        self._outcome.attempts.append(attempt)
         self._last_start = now
         delay = self._attempt_delay(attempt.address)
-        if self.emit is not None:
-            self.emit(
-                "attempt",
+        if self._trace is not None:
+            self._trace(
+                events.AttemptStarted,
                 address=attempt.address,
-                family=_FAMILY_NAMES.get(info[0], info[0]),
-                number=len(self.started),
+                family=family_name(info[0]),
+                number=len(self._outcome.attempts),
                 next_in=delay,
             )
         try:
@@ -545,166 +374,107 @@ class Race:
             self._failed(attempt, exc, now)
             return None
         self._next_start = now + delay
-        self.running.append(attempt)
-        if connected:
-            return self._win([attempt], now)
-        return None
+        self._running.append(attempt)
+        return attempt if connected else None
 
     def _failed(self, attempt: Attempt, error: BaseException, now: float) -> None:
-        attempt.failed_after = now - attempt.started
-        if self.emit is not None:
-            self.emit(
-                "failed",
+        attempt.result, attempt.error, attempt.ended = Attempt.FAILED, error, now
+        if self._trace is not None:
+            self._trace(
+                events.AttemptFailed,
                 address=attempt.address,
                 errno=getattr(error, "errno", None),
                 error=str(error),
                 elapsed=now - attempt.started,
             )
-        self.errors.append(error)
-        if self.history is not None:
-            self.history.record_failure(attempt.address)
-            if self.emit is not None:
-                self.emit("recorded", address=attempt.address, outcome="failure")
+        self._errors.append(error)
         # A failure hands over to the next attempt immediately (the 10 ms
         # floor still applies in _may_start).
         self._next_start = min(self._next_start, now)
 
-    def _win(self, winners: List[Attempt], now: float) -> Any:
+    def _win(self, winners: List[Attempt], now: float) -> None:
         # Several attempts can complete within one poll: the one that started
         # first (the better-ranked address) wins, the rest are closed.
-        attempt = min(winners, key=lambda a: a.started)
-        self._winner, self._won_at = attempt, now
-        local = self.connector.local_address(attempt)
-        if self.emit is not None:
-            self.emit("connected", address=attempt.address, rtt=now - attempt.started, local=local)
-        if self.history is not None:
-            self.history.record_success(attempt.address, now - attempt.started, local)
-            if self.emit is not None:
-                self.emit("recorded", address=attempt.address, outcome="success")
-            for other in self.running:
-                if other is not attempt and other.started < attempt.started:
-                    # It had a head start and still lost: remember it, so the
-                    # next race leads with the address that works.
-                    self.history.record_failure(other.address)
-                    if self.emit is not None:
-                        self.emit("recorded", address=other.address, outcome="lost")
-        self._closed_losers = [other.address for other in self.running if other is not attempt]
-        self.running = []
-        return self.connector.detach(attempt)
+        winner = min(winners, key=lambda a: a.started)
+        winner.result, winner.ended = Attempt.CONNECTED, now
+        outcome = self._outcome
+        outcome.winner, outcome.kind = winner, "connected"
+        outcome.local = self.connector.local_address(winner)
+        if self._trace is not None:
+            self._trace(
+                events.Connected,
+                address=winner.address,
+                rtt=now - winner.started,
+                local=outcome.local,
+            )
+        for other in self._running:
+            if other is not winner:
+                other.ended = now
+                # It had a head start and still lost, or it came after.
+                other.result = Attempt.LOST if other.started < winner.started else Attempt.ABANDONED
+                outcome.losers.append(other.address)
+        self._running = []
+        outcome.sock = self.connector.detach(winner)
 
     # -- outcome -------------------------------------------------------------
 
-    def _raise_failure(self) -> None:
-        if not self._seen:
-            # Nothing resolved: both lookups failed.  The A lookup's error is
-            # the one AF_UNSPEC would most often have reported.
-            for family in (socket.AF_INET, socket.AF_INET6):
-                if family in self.dns_errors:
-                    raise self.dns_errors[family]
-            if self.dns_errors:
-                raise next(iter(self.dns_errors.values()))
-            raise OSError("getaddrinfo returns an empty list")
-        self._raise_errors()
+    def _fail(self) -> None:
+        outcome = self._outcome
+        error = self.candidates.resolution_error()
+        if error is not None:
+            outcome.kind, outcome.error = "resolve failed", error
+            return
+        errors, self._errors = self._errors, []
+        outcome.error = failure(errors, self.dial.all_errors)
 
-    def _raise_errors(self) -> None:
-        errors = list(self.errors)
-        self.errors.clear()  # break the frame <-> exception reference cycle
-        if self.all_errors and _ExceptionGroup is not None:
-            raise _ExceptionGroup("create_connection failed", errors)
-        raise errors[-1]
-
-    def _raise_timeout(self) -> None:
-        for attempt in self.running:
-            self.errors.append(socket.timeout("timed out"))
-            if self.history is not None:
-                self.history.record_failure(attempt.address)
-        if self.all_errors and self.errors:
-            self._raise_errors()
-        raise socket.timeout("timed out")
+    def _time_out(self, now: float) -> None:
+        outcome = self._outcome
+        outcome.kind = "timeout"
+        for attempt in self._running:
+            attempt.result, attempt.ended = Attempt.TIMED_OUT, now
+            self._errors.append(socket.timeout("timed out"))
+        self._running = []
+        errors, self._errors = self._errors, []
+        if self.dial.all_errors and errors:
+            outcome.error = failure(errors, True)
+        else:
+            outcome.error = socket.timeout("timed out")
 
     # -- the loop ------------------------------------------------------------
 
-    def run(self) -> Any:
-        outcome = "failed"
-        error: Optional[BaseException] = None
+    def run(self) -> Outcome:
+        """Race to the end; the outcome holds the winner or the error.  Every
+        socket but the winner's is closed, whatever happens."""
         try:
-            sock = self._loop()
-            outcome = "connected"
-            return sock
-        except socket.timeout as exc:
-            outcome, error = "timeout", exc
-            raise
-        except socket.gaierror as exc:
-            outcome, error = "resolve failed", exc
-            raise
-        except BaseException as exc:
-            error = exc
-            raise
+            self._loop()
         finally:
-            for cancel in self.cancel_lookups:
-                cancel()
+            self.candidates.close()
             self.connector.close()
-            self.inbox.close()
-            self._finish(outcome, error)
+            self._outcome.ended = self.connector.now()
+        return self._outcome
 
-    def _finish(self, outcome: str, error: Optional[BaseException]) -> None:
-        winner = self._winner
-        saved = 0.0
-        if winner is not None and self.started:
-            # What the stdlib's sequential walk would have spent before
-            # reaching the winner: the full timeout on every earlier address
-            # still pending at the win (or at least the time it had been
-            # pending), the failure time of the ones that failed.
-            first = self.started[0].started
-            sequential = 0.0
-            for earlier in self.started:
-                if earlier is winner:
-                    break
-                if earlier.failed_after is not None:
-                    sequential += earlier.failed_after
-                else:
-                    pending = self._won_at - earlier.started
-                    sequential += max(self.timeout or 0.0, pending)
-            sequential += self._won_at - winner.started
-            saved = max(0.0, sequential - (self._won_at - first))
-        _events.count(
-            outcome,
-            family=winner.info[0] if winner is not None else 0,
-            attempts=len(self.started),
-            fallback=winner is not None and winner is not self.started[0],
-            saved=saved,
-        )
-        if self.emit is not None:
-            if self._closed_losers:
-                self.emit("closed", addresses=self._closed_losers)
-            self.emit(
-                "done",
-                outcome=outcome,
-                elapsed=self.connector.now() - self._started_at,
-                address=winner.address if winner is not None else None,
-                error=None if error is None else f"{type(error).__name__}: {error}",
-                attempts=len(self.started),
-            )
-
-    def _loop(self) -> Any:
+    def _loop(self) -> None:
         connector = self.connector
+        candidates = self.candidates
+        deadline = self.dial.deadline
         while True:
             now = connector.now()
-            if self.pending:
-                self._take_answers(now)
-            self._update_gate(now)
-            if self.deadline is not None and now >= self.deadline:
-                self._raise_timeout()  # before starting anything: no SYN after the deadline
-            if self._may_connect and self.untried and self._may_start(now):
-                winner = self._start_next(now)
+            candidates.update(now)
+            if deadline is not None and now >= deadline:
+                self._time_out(now)  # before starting anything: no SYN after the deadline
+                return
+            if candidates.ready and self._may_start(now):
+                winner = self._start_next()
                 if winner is not None:
-                    return winner
+                    self._win([winner], winner.started)
+                    return
                 continue
-            if not self.running and not self.untried and not self.pending:
-                self._raise_failure()
+            if not self._running and candidates.exhausted:
+                self._fail()
+                return
             wake = self._next_wakeup()
             timeout = None if wake is None else max(0.0, wake - now)
-            finished = connector.wait(timeout, self.inbox if self.pending else None)
+            finished = connector.wait(timeout, candidates.inbox if candidates.pending else None)
             if not finished:
                 continue
             now = connector.now()
@@ -713,28 +483,23 @@ class Race:
                 if error is None:
                     winners.append(attempt)
                 else:
-                    self.running.remove(attempt)
+                    self._running.remove(attempt)
                     connector.discard(attempt)
                     self._failed(attempt, error, now)
             if winners:
-                return self._win(winners, now)
+                self._win(winners, now)
+                return
 
     def _next_wakeup(self) -> Optional[float]:
         times = []
-        if self.deadline is not None:
-            times.append(self.deadline)
-        if self.untried:
-            if self._may_connect:
-                assert self._last_start is not None
-                floor = self._last_start + ATTEMPT_DELAY_FLOOR
-                times.append(floor if not self.running else max(floor, self._next_start))
-            elif self._first_answer is not None:
-                times.append(self._first_answer + self.config.resolution_delay)
+        if self.dial.deadline is not None:
+            times.append(self.dial.deadline)
+        if self.candidates.ready:
+            assert self._last_start is not None
+            floor = self._last_start + ATTEMPT_DELAY_FLOOR
+            times.append(floor if not self._running else max(floor, self._next_start))
+        else:
+            gate = self.candidates.wake_time()
+            if gate is not None:
+                times.append(gate)
         return min(times) if times else None
-
-
-_ExceptionGroup: Optional[Any]
-try:  # Python 3.11+
-    _ExceptionGroup = ExceptionGroup  # type: ignore[name-defined,unused-ignore]
-except NameError:  # pragma: no cover - 3.9/3.10: all_errors is ignored, as in the stdlib
-    _ExceptionGroup = None

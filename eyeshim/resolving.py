@@ -5,63 +5,37 @@ call returns only when *both* families have answered: one slow or lost AAAA
 reply holds up a perfectly good A answer for seconds (see
 docs/design.md).  RFC 8305 §3 explicitly allows a synchronous platform to
 issue "two separate synchronous queries on different threads", so that is
-what this module does: one ``getaddrinfo`` per family, each on a thread of a
-small shared pool, each answer handed to the racer the moment it arrives.
+what this module provides: one ``getaddrinfo`` per family, each on a thread
+of a small shared pool, each answer handed to the race the moment it
+arrives.  *Which* lookups a race starts, and what it does with the answers,
+is ``candidates.py``'s business; this module is only the mechanism.
 
 The pool is bounded (a burst of connections must not become a burst of
-threads), created lazily (importing eyeshim starts nothing), fork-safe (a
-child process gets a fresh, empty pool rather than the parent's dead
-threads and held locks) and lets idle threads exit after a short linger, so
-no thread outlives its work for long.  Threads are daemons: a lookup that
-hangs must never keep the interpreter from exiting.
-
-Two kinds of name never reach the pool:
-
-* IP literals (and ``None``): ``AI_NUMERICHOST`` resolves them in the
-  caller's thread without any I/O.
-* names listed in the hosts file: ``AF_UNSPEC`` answers them from the file
-  without touching DNS, whereas a per-family AAAA lookup of a name that the
-  file lists only with IPv4 (``localhost`` on many systems) falls through to
-  DNS and sends a query the stock call never would.  These are resolved with
-  the stock ``AF_UNSPEC`` call in the caller's thread.
+threads), created lazily (importing eyeshim starts nothing), owned by
+``state.STATE`` (so a forked child gets a fresh, empty pool rather than the
+parent's dead threads and held locks) and lets idle threads exit after a
+short linger.  Threads are daemons: a lookup that hangs must never keep the
+interpreter from exiting.
 """
 
 from __future__ import annotations
 
 import collections
-import math
-import os
-import re
 import socket
 import threading
 import time
-from typing import (
-    Any,
-    Callable,
-    Deque,
-    Dict,
-    List,
-    NamedTuple,
-    Optional,
-    Protocol,
-    Tuple,
-    Union,
-)
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Protocol
+
+from .addrinfo import AddrInfo, Host, Port
 
 __all__ = [
-    "AddrInfo",
     "Answer",
     "AnswerCache",
-    "HostsFile",
+    "Lookups",
+    "Resolver",
     "ResolverPool",
     "ThreadedResolver",
-    "numeric_addresses",
 ]
-
-# A getaddrinfo() result entry: (family, type, proto, canonname, sockaddr).
-AddrInfo = Tuple[Any, Any, int, str, Tuple[Any, ...]]
-Host = Union[str, bytes, None]
-Port = Union[str, bytes, int, None]
 
 
 class Answer(NamedTuple):
@@ -102,16 +76,10 @@ class _Job:
 
 
 class ResolverPool:
-    """A bounded, lazily grown, fork-safe pool of daemon threads."""
+    """A bounded, lazily grown pool of daemon threads (``state.STATE`` replaces
+    it with a fresh one in a forked child)."""
 
     def __init__(self) -> None:
-        self._reset()
-        if hasattr(os, "register_at_fork"):
-            # Threads do not survive fork(); the child must not wait for them
-            # or inherit a lock that one of them held at the moment of fork.
-            os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._queue: Deque[_Job] = collections.deque()
@@ -150,8 +118,6 @@ class ResolverPool:
         work = self._work
         while True:
             with lock:
-                if lock is not self._lock:  # pragma: no cover - forked meanwhile
-                    return
                 if not self._queue:
                     self._idle += 1
                     work.wait(idle_timeout)
@@ -170,7 +136,42 @@ class ResolverPool:
             return self._threads
 
 
-POOL = ResolverPool()
+class Lookups:
+    """The process's resolver threads and the lookups they are running.
+
+    Owned by ``state.STATE``: a forked child gets a new one, because the
+    parent's threads (and the answers they would have delivered) do not
+    exist there.
+    """
+
+    def __init__(self) -> None:
+        self.pool = ResolverPool()
+        self._lock = threading.Lock()
+        # (name, port, family) -> receivers of the answer of the lookup in flight
+        self._inflight: Dict[Any, List[Callable[[Answer], None]]] = {}
+
+    def join(self, key: Any, deliver: Callable[[Answer], None]) -> bool:
+        """Wait for the lookup of ``key`` already in flight, if there is one;
+        otherwise mark one as started.  True when joined."""
+        with self._lock:
+            waiting = self._inflight.get(key)
+            if waiting is not None:
+                waiting.append(deliver)
+                return True
+            self._inflight[key] = [deliver]
+            return False
+
+    def finish(self, key: Any) -> List[Callable[[Answer], None]]:
+        """The receivers of ``key``'s lookup, which is no longer in flight."""
+        with self._lock:
+            return self._inflight.pop(key, [])
+
+    def leave(self, key: Any, deliver: Callable[[Answer], None]) -> None:
+        """``deliver`` no longer wants the answer (its race is over)."""
+        with self._lock:
+            receivers = self._inflight.get(key)
+            if receivers is not None and deliver in receivers:
+                receivers.remove(deliver)
 
 
 class AnswerCache:
@@ -235,6 +236,14 @@ class AnswerCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
+    def configure(self, size: int, ttl: float, negative_ttl: float, rotate: bool) -> None:
+        """Adopt new limits; what is cached stays."""
+        self.size, self.ttl, self.negative_ttl, self.rotate = size, ttl, negative_ttl, rotate
+
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a parent thread."""
+        self._lock = threading.Lock()
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -249,7 +258,8 @@ class ThreadedResolver:
 
     ``getaddrinfo`` defaults to ``socket.getaddrinfo`` *as it is when the
     lookup is requested*, like the stdlib's create_connection, so a test
-    double or another library's patch of it is honoured.
+    double or another library's patch of it is honoured.  ``lookups``
+    defaults to the process's (``state.STATE``).
     """
 
     def __init__(
@@ -257,13 +267,13 @@ class ThreadedResolver:
         max_threads: int = 8,
         idle_timeout: float = 2.0,
         getaddrinfo: Optional[Callable[..., List[AddrInfo]]] = None,
-        pool: ResolverPool = POOL,
+        lookups: Optional[Lookups] = None,
         cache: Optional[AnswerCache] = None,
     ) -> None:
         self._max_threads = max_threads
         self._idle_timeout = idle_timeout
         self._getaddrinfo = getaddrinfo
-        self._pool = pool
+        self._lookups = lookups
         self._cache = cache
 
     def resolve(
@@ -274,52 +284,40 @@ class ThreadedResolver:
         deliver: Callable[[Answer], None],
     ) -> Callable[[], None]:
         getaddrinfo = self._getaddrinfo or socket.getaddrinfo
+        lookups = self._lookups
+        if lookups is None:
+            from .state import STATE
+
+            lookups = STATE.lookups()
         cache = self._cache
         if cache is None:
 
             def lookup() -> None:
                 deliver(_lookup(getaddrinfo, host, port, family))
 
-            return self._pool.submit(lookup, self._max_threads, self._idle_timeout)
+            return lookups.pool.submit(lookup, self._max_threads, self._idle_timeout)
 
         key = (_normalize(host), port, family)
         cached = cache.get(key)
         if cached is not None:
             deliver(cached)
             return _nothing
-        with _inflight_lock:
-            waiting = _inflight.get(key)
-            if waiting is not None:
-                # The same name is being looked up for another race: share it.
-                waiting.append(deliver)
-                return lambda: _forget(key, deliver)
-            _inflight[key] = [deliver]
+        if lookups.join(key, deliver):
+            # The same name is being looked up for another race: share it.
+            return lambda: lookups.leave(key, deliver)
 
         def cached_lookup() -> None:
             answer = _lookup(getaddrinfo, host, port, family)
             cache.put(key, answer)
-            with _inflight_lock:
-                receivers = _inflight.pop(key, [])
-            for receiver in receivers:
+            for receiver in lookups.finish(key):
                 receiver(answer)
 
         # Not cancellable: a lookup that outlives its race still fills the
         # cache for the next one (RFC 8305 §5 suggests processing late
         # replies for about a second for exactly this); the race only stops
         # listening.
-        self._pool.submit(cached_lookup, self._max_threads, self._idle_timeout)
-        return lambda: _forget(key, deliver)
-
-
-_inflight_lock = threading.Lock()
-_inflight: Dict[Any, List[Callable[[Answer], None]]] = {}
-
-
-def _forget(key: Any, deliver: Callable[[Answer], None]) -> None:
-    with _inflight_lock:
-        receivers = _inflight.get(key)
-        if receivers is not None and deliver in receivers:
-            receivers.remove(deliver)
+        lookups.pool.submit(cached_lookup, self._max_threads, self._idle_timeout)
+        return lambda: lookups.leave(key, deliver)
 
 
 def _nothing() -> None:
@@ -340,97 +338,3 @@ def _lookup(
     except Exception as exc:  # handed to the racer as data
         return Answer(family, [], exc)
     return Answer(family, list(infos), None)
-
-
-# A literal of a family the caller excluded (urllib3 forcing IPv4 and an
-# IPv6 literal): glibc says EAI_ADDRFAMILY or EAI_FAMILY.
-_WRONG_FAMILY = frozenset(
-    code
-    for code in (getattr(socket, "EAI_ADDRFAMILY", None), getattr(socket, "EAI_FAMILY", None))
-    if code is not None
-)
-
-
-# Characters an IP literal can hold before any "%scope": digits, hex, dots,
-# colons, and the "x" of inet_aton's hex forms ("0x7f.1").  A host with any
-# other character is a name, and asking getaddrinfo (which then raises) costs
-# more than the whole stdlib fast path we are trying to match.
-_NOT_LITERAL = re.compile(r"[^0-9a-fA-FxX.:]")
-
-
-def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[AddrInfo]]:
-    """Resolve ``host`` without any I/O if it is an IP literal (or None).
-
-    Returns None for a name that needs a lookup.  Other errors (a bad port,
-    a wrong argument type) propagate exactly as getaddrinfo raises them, so
-    the caller sees the stdlib's own error for bad input.
-    """
-    if isinstance(host, str) and _NOT_LITERAL.search(host.partition("%")[0]):
-        return None
-    try:
-        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-    except socket.gaierror as exc:
-        if exc.errno == socket.EAI_NONAME:
-            return None
-        if exc.errno in _WRONG_FAMILY:
-            return []  # a literal of the other family: nothing to connect to
-        # EAI_SERVICE (unknown port name) and friends: same answer as the
-        # stdlib would give, no point asking DNS.
-        raise
-
-
-class HostsFile:
-    """The set of names in the hosts file, re-read when the file changes."""
-
-    def __init__(self, path: str = "/etc/hosts", recheck: float = 1.0) -> None:
-        self.path = path
-        self.recheck = recheck
-        self._checked = -math.inf
-        self._lock = threading.Lock()
-        self._stamp: Optional[Tuple[int, int]] = None
-        self._names: frozenset[str] = frozenset()
-
-    def __contains__(self, host: object) -> bool:
-        if isinstance(host, bytes):
-            try:
-                host = host.decode("ascii")
-            except UnicodeDecodeError:
-                return False
-        if not isinstance(host, str):
-            return False
-        return host.lower().rstrip(".") in self.names()
-
-    def names(self) -> frozenset[str]:
-        # A stat() per connection would cost more than the rest of the fast
-        # path; the file is looked at again at most once per ``recheck``.
-        now = time.monotonic()
-        if now < self._checked + self.recheck:
-            return self._names
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            stamp = None
-        else:
-            stamp = (st.st_mtime_ns, st.st_size)
-        with self._lock:
-            self._checked = now
-            if stamp is None:
-                self._names, self._stamp = frozenset(), None
-            elif stamp != self._stamp:
-                self._names = self._parse()
-                self._stamp = stamp
-            return self._names
-
-    def _parse(self) -> frozenset[str]:
-        names: set[str] = set()
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    fields = line.split("#", 1)[0].split()
-                    names.update(name.lower().rstrip(".") for name in fields[1:])
-        except OSError:
-            return frozenset()
-        return frozenset(names)
-
-
-HOSTS = HostsFile()

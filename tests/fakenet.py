@@ -25,8 +25,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from eyeshim.addrinfo import AddrInfo
+from eyeshim.config import Config
+from eyeshim.connection import connect
+from eyeshim.history import History
 from eyeshim.racing import Attempt
-from eyeshim.resolving import AddrInfo, Answer
+from eyeshim.resolving import Answer
 
 V6 = socket.AF_INET6
 V4 = socket.AF_INET
@@ -86,6 +90,8 @@ class FakeNet:
     _queue: List[Tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
     _done: List[Tuple[Attempt, Optional[OSError]]] = field(default_factory=list)
+    #: The resolver handed out last (tests look at its queries and cancellations).
+    last_resolver: Optional[FakeResolver] = None
 
     # -- scripting -----------------------------------------------------------
 
@@ -96,7 +102,8 @@ class FakeNet:
         heapq.heappush(self._queue, (seconds, next(self._seq), func))
 
     def resolver(self, answers: Dict[int, Any]) -> FakeResolver:
-        return FakeResolver(self, answers)
+        self.last_resolver = FakeResolver(self, answers)
+        return self.last_resolver
 
     def starts(self) -> List[Tuple[float, str]]:
         """(ms, address) of every connect() issued, in order."""
@@ -230,3 +237,48 @@ class FakeResolver:
 
 def nodata() -> socket.gaierror:
     return socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+# -- the engine on the fake network ------------------------------------------------
+
+A1, A2, A3 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
+
+
+S1, S2, S3 = "2001:db8::1", "2001:db8::2", "2001:db8::3"
+
+
+class Clock:
+    """A clock the History can share with the fake network."""
+
+    def __init__(self, net: FakeNet) -> None:
+        self.net = net
+
+    def __call__(self) -> float:
+        return self.net.now_value
+
+
+def run(
+    net: FakeNet,
+    answers: Dict[int, Any],
+    *,
+    config: Optional[Config] = None,
+    history: Any = None,
+    timeout: Any = None,
+    all_errors: bool = False,
+    family: int = socket.AF_UNSPEC,
+) -> Any:
+    return connect(
+        ("example.test", 80),
+        timeout,
+        config=config or Config(policy="rfc6724"),
+        resolver=net.resolver(answers),
+        connector=net,
+        history=history,
+        find_source=fake_source,
+        all_errors=all_errors,
+        family=family,
+    )
+
+
+def make_history(net: FakeNet, **kw: Any) -> History:
+    return History(clock=Clock(net), **kw)

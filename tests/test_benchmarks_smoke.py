@@ -33,8 +33,17 @@ def test_smoke_run_produces_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     doc = tmp_path / "performance.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--smoke", "--json", str(out),
-         "--doc", str(doc)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--smoke",
+            "--json",
+            str(out),
+            "--doc",
+            str(doc),
+        ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -65,8 +74,12 @@ def test_smoke_run_produces_every_scenario(tmp_path: Path) -> None:
         assert scenario["targets"], scenario_id
 
     p1 = scenarios["P1"]
-    measured = {name for case in p1["cases"] for name, info in case["contenders"].items()
-                if info["summary"] is not None}
+    measured = {
+        name
+        for case in p1["cases"]
+        for name, info in case["contenders"].items()
+        if info["summary"] is not None
+    }
     assert {"stock", "eyeshim", "eyeshim+events", "asyncio"} <= measured
 
     text = doc.read_text()

@@ -111,22 +111,29 @@ def test_dns_error_events() -> None:
 
 def test_no_listener_means_no_events(monkeypatch: pytest.MonkeyPatch) -> None:
     created: List[Any] = []
-    real = events.RaceEvent
+    real = events.RaceEvent.__init__
 
-    def spy(*args: Any, **kw: Any) -> Any:
+    def spy(self: Any, *args: Any, **kw: Any) -> None:
         created.append(args)
-        return real(*args, **kw)
+        real(self, *args, **kw)
 
-    monkeypatch.setattr(events, "RaceEvent", spy)
-    assert not logging.getLogger("eyeshim").isEnabledFor(logging.DEBUG)
-    net = FakeNet()
-    net.behave(S1, ok())
-    race(net, {V6: (0, [S1]), V4: (0, [A1])})
-    assert created == []
-    assert events.emitter("h", lambda: 0.0, 0.0) is None
+    monkeypatch.setattr(events.RaceEvent, "__init__", spy)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)  # a root logger at DEBUG is not asking for events
+    try:
+        net = FakeNet()
+        net.behave(S1, ok())
+        race(net, {V6: (0, [S1]), V4: (0, [A1])})
+        assert created == []
+        assert events.Trace.start("h", lambda: 0.0, 0.0) is None
+    finally:
+        root.setLevel(level)
 
 
-def test_debug_logging_prints_one_line_per_event(caplog: pytest.LogCaptureFixture) -> None:
+def test_eyeshim_logger_at_debug_traces_one_line_per_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     net = FakeNet()
     net.behave(S1, ok())
     with caplog.at_level(logging.DEBUG, logger="eyeshim"), events.recording() as recorded:
@@ -136,7 +143,24 @@ def test_debug_logging_prints_one_line_per_event(caplog: pytest.LogCaptureFixtur
     assert any("attempt" in line and S1 in line for line in lines)
 
 
-def test_a_broken_subscriber_does_not_break_connect(caplog: pytest.LogCaptureFixture) -> None:
+def test_root_logger_at_debug_gets_one_summary_only_when_happy_eyeballs_acted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):  # the root logger, as many programs have it
+        net = FakeNet()
+        net.behave(S1, ok())
+        race(net, {V6: (0, [S1]), V4: (0, [A1])})
+        assert [r for r in caplog.records if r.name == "eyeshim"] == []  # the happy path
+        net = FakeNet()
+        net.behave(S1, drop())
+        net.behave(A1, ok(3))
+        race(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=5)
+    summaries = [r.getMessage() for r in caplog.records if r.name == "eyeshim"]
+    assert len(summaries) == 1
+    assert A1 in summaries[0] and S1 in summaries[0] and "lost" in summaries[0]
+
+
+def test_a_broken_subscriber_does_not_break_connect(capsys: pytest.CaptureFixture[str]) -> None:
     def broken(event: events.RaceEvent) -> None:
         raise RuntimeError("observer bug")
 
@@ -147,9 +171,16 @@ def test_a_broken_subscriber_does_not_break_connect(caplog: pytest.LogCaptureFix
         assert race(net, {V6: (0, [S1]), V4: (0, [A1])}).address == S1
     finally:
         unsubscribe()
-    assert "observer bug" in caplog.text
+    assert capsys.readouterr().err.count("observer bug") == 1  # said once, not per event
     with pytest.raises(TypeError):
         events.subscribe("not callable")  # type: ignore[arg-type]
+
+
+def test_every_kind_is_documented_in_the_schema() -> None:
+    assert events.__doc__ is not None
+    for kind, cls in events.KINDS.items():
+        assert f":class:`{cls.__name__}`" in events.__doc__
+        assert f"``{kind}``" in events.__doc__
 
 
 def test_event_json_form() -> None:

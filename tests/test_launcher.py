@@ -147,8 +147,10 @@ def test_run_module_is_python_dash_m(tmp_path: Path) -> None:
 
 
 def test_run_dash_c(tmp_path: Path) -> None:
-    ran = eyeshim_run(["-c", "import sys, socket, eyeshim; print(sys.argv, eyeshim.is_installed())",
-                       "a"], cwd=tmp_path)
+    ran = eyeshim_run(
+        ["-c", "import sys, socket, eyeshim; print(sys.argv, eyeshim.is_installed())", "a"],
+        cwd=tmp_path,
+    )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "['-c', 'a'] True"
 
@@ -177,8 +179,19 @@ def test_run_missing_script_fails_like_python(tmp_path: Path) -> None:
 
 
 def test_run_forwards_interpreter_options(tmp_path: Path) -> None:
-    ran = python(["-X", "dev", "-W", "error::UserWarning", "-m", "eyeshim", "run", "-c",
-                  "import sys; print(sys.flags.dev_mode, 'error::UserWarning' in sys.warnoptions)"])
+    ran = python(
+        [
+            "-X",
+            "dev",
+            "-W",
+            "error::UserWarning",
+            "-m",
+            "eyeshim",
+            "run",
+            "-c",
+            "import sys; print(sys.flags.dev_mode, 'error::UserWarning' in sys.warnoptions)",
+        ]
+    )
     assert ran.stdout.strip() == "True True", ran.stderr
 
 
@@ -192,7 +205,8 @@ def test_run_respects_safe_path(probe: Path) -> None:
 
 def test_child_interpreters_get_eyeshim(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
-    script.write_text(textwrap.dedent("""\
+    script.write_text(
+        textwrap.dedent("""\
         import os, subprocess, sys
         child = subprocess.run(
             [sys.executable, "-c",
@@ -201,7 +215,8 @@ def test_child_interpreters_get_eyeshim(tmp_path: Path) -> None:
             capture_output=True, text=True, check=True)
         print(child.stdout, end="")
         print(child.stderr, end="", file=sys.stderr)
-        """))
+        """)
+    )
     ran = eyeshim_run(["--attempt-delay", "300ms", str(script)])
     assert ran.returncode == 0, ran.stderr
     installed, pythonpath = ran.stdout.splitlines()
@@ -224,9 +239,20 @@ def test_run_options_become_variables_children_inherit() -> None:
         "c.connection_attempt_delay, c.history, c.first_address_family_count, "
         "sorted(eyeshim.installed_integrations())]))"
     )
-    ran = eyeshim_run(["--attempt-delay", "300ms", "--no-history", "--integrations",
-                       "socket,urllib3", "--getaddrinfo", "--set",
-                       "first_address_family_count=2", "-c", code])
+    ran = eyeshim_run(
+        [
+            "--attempt-delay",
+            "300ms",
+            "--no-history",
+            "--integrations",
+            "socket,urllib3",
+            "--getaddrinfo",
+            "--set",
+            "first_address_family_count=2",
+            "-c",
+            code,
+        ]
+    )
     assert ran.returncode == 0, ran.stderr
     variables, delay, history, fafc, names = json.loads(ran.stdout)
     assert variables == {
@@ -296,8 +322,16 @@ def test_pythonpath_alone_does_nothing() -> None:
 
 def test_start_up_imports_nothing_heavy() -> None:
     heavy = (
-        "threading", "ssl", "urllib3", "socket", "wrapt", "logging", "typing",
-        "eyeshim.patches", "eyeshim.connection", "eyeshim.config",
+        "threading",
+        "ssl",
+        "urllib3",
+        "socket",
+        "wrapt",
+        "logging",
+        "typing",
+        "eyeshim.patches",
+        "eyeshim.connection",
+        "eyeshim.config",
     )
     code = f"import sys; print([m for m in {heavy!r} if m in sys.modules])"
     stock = python(["-c", code], clean_env())
@@ -306,8 +340,9 @@ def test_start_up_imports_nothing_heavy() -> None:
     # Compared with a stock start-up of the same interpreter: some sites
     # import threading or typing from their own .pth files.
     loaded, state = ran.stdout.split("\n")[:2]
-    extra = set(json.loads(loaded.replace("'", '"'))) - set(json.loads(
-        stock.stdout.strip().replace("'", '"')))
+    extra = set(json.loads(loaded.replace("'", '"'))) - set(
+        json.loads(stock.stdout.strip().replace("'", '"'))
+    )
     assert extra == set(), ran.stderr
     assert state == "armed"
 
@@ -330,7 +365,8 @@ def test_imports_in_threads_still_install(tmp_path: Path) -> None:
     # Imports overlapping in several threads: the last one to finish sees no
     # import in progress and installs, before the program goes on.
     script = tmp_path / "threads.py"
-    script.write_text(textwrap.dedent("""\
+    script.write_text(
+        textwrap.dedent("""\
         import importlib, threading
         names = ["json", "csv", "decimal", "http.client", "urllib.request", "smtplib",
                  "xml.dom.minidom", "email.mime.text", "ftplib", "xmlrpc.client"]
@@ -342,7 +378,8 @@ def test_imports_in_threads_still_install(tmp_path: Path) -> None:
         import sys
         import eyeshim.bootstrap as b
         print(b.state()["state"], sys.modules["eyeshim.patches"].installed_integrations()["socket"])
-        """))
+        """)
+    )
     for _ in range(3):
         ran = eyeshim_run([str(script)])
         assert (ran.returncode, ran.stdout.strip()) == (0, "active patched"), ran.stderr
@@ -397,8 +434,9 @@ def test_interpreter_without_eyeshim_still_starts(tmp_path: Path) -> None:
     # A child interpreter of another environment inherits PYTHONPATH (and
     # with it the bootstrap) but has no eyeshim to load.
     root = tmp_path / "bare"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
-                   timeout=TIMEOUT)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=TIMEOUT
+    )
     ran = in_venv(root, ["-c", "print('started')"], EYESHIM_ENABLED="1", PYTHONPATH=DIRECTORY)
     assert ran.returncode == 0 and ran.stdout.strip() == "started"
     assert ran.stderr.count("eyeshim: disabled: cannot load eyeshim") == 1, ran.stderr
@@ -442,19 +480,23 @@ def venv_path(root: Path, key: str) -> str:
     exe = root / "bin" / "python"
     out = subprocess.run(
         [str(exe), "-c", f"import sysconfig; print(sysconfig.get_paths()[{key!r}])"],
-        capture_output=True, text=True, check=True, timeout=TIMEOUT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=TIMEOUT,
     )
     return out.stdout.strip()
 
 
-def in_venv(
-    root: Path, args: List[str], **extra: str
-) -> subprocess.CompletedProcess[str]:
+def in_venv(root: Path, args: List[str], **extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EYESHIM_", "PYTHON"))}
     env.update(extra)
     return subprocess.run(
         [str(root / "bin" / "python"), *args],
-        env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
 
 
@@ -505,8 +547,9 @@ def test_enable_refuses_a_switch_that_cannot_work(tmp_path: Path) -> None:
     # eyeshim only in the base environment: the venv's .pth runs before the
     # base's site-packages is on sys.path, so the switch could not load it.
     root = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
-                   timeout=TIMEOUT)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=TIMEOUT
+    )
     pth = Path(venv_path(root, "purelib")) / PTH_NAME
     result = in_venv(root, ["-m", "eyeshim", "enable"], PYTHONPATH=SOURCE_ROOT)
     assert result.returncode == 1
@@ -516,8 +559,9 @@ def test_enable_refuses_a_switch_that_cannot_work(tmp_path: Path) -> None:
 
 def test_stale_switch_never_stops_start_up(tmp_path: Path) -> None:
     root = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
-                   timeout=TIMEOUT)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=TIMEOUT
+    )
     pth = Path(venv_path(root, "purelib")) / PTH_NAME
     pth.write_text(pth_content(str(pth)))  # eyeshim was uninstalled, the file stayed
     ran = in_venv(root, ["-c", "print('started')"])
@@ -548,9 +592,10 @@ def test_status_json_under_run_and_with_errors() -> None:
     assert "getaddrinfo" in report["integrations"]["effective"]
     assert report["problems"] == []
 
-    bad = python(["-m", "eyeshim", "status", "--json"],
-                 clean_env(EYESHIM_ENABLED="1", EYESHIM_RESOLUTION_DELAY="soon",
-                           EYESHIM_DISABLE="nothing"))
+    bad = python(
+        ["-m", "eyeshim", "status", "--json"],
+        clean_env(EYESHIM_ENABLED="1", EYESHIM_RESOLUTION_DELAY="soon", EYESHIM_DISABLE="nothing"),
+    )
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
     assert "EYESHIM_RESOLUTION_DELAY" in report["config"]["error"]

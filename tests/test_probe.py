@@ -522,22 +522,19 @@ def test_errno_names_in_failures() -> None:
     # A failure before connect() (no attempt event) still shows as an attempt.
     from eyeshim.timeline import format_race, summarize
 
-    recorded = [
-        events.RaceEvent(1, 0.0, "race", "h", {"port": 1, "timeout": 1.0, "known": ["::1"]}),
-        events.RaceEvent(
+    recorded: List[events.RaceEvent] = [
+        events.RaceStarted(1, 0.0, "h", port=1, timeout=1.0, families=[], known=["::1"]),
+        events.AttemptFailed(
             1,
             0.001,
-            "failed",
             "h",
-            {
-                "address": "::1",
-                "errno": errno.EAFNOSUPPORT,
-                "error": "x",
-                "elapsed": 0.0,
-                "before_connect": True,
-            },
+            address="::1",
+            errno=errno.EAFNOSUPPORT,
+            error="x",
+            elapsed=0.0,
+            before_connect=True,
         ),
-        events.RaceEvent(1, 0.002, "done", "h", {"outcome": "failed", "error": "OSError: x"}),
+        events.Done(1, 0.002, "h", outcome="failed", elapsed=0.002, error="OSError: x"),
     ]
     view = summarize(recorded)
     assert [(a.address, a.outcome, a.errno_name) for a in view.attempts] == [
@@ -551,32 +548,23 @@ def test_all_combinations_of_outcomes_render(tmp_path: Path) -> None:
 
     views = []
     for outcome in ("connected", "timeout", "failed", "resolve failed"):
-        recorded = [events.RaceEvent(1, 0.0, "race", "h&<x>", {"port": 1, "families": ["ipv6"]})]
-        recorded.append(events.RaceEvent(1, 0.0, "query", "h&<x>", {"family": "ipv6"}))
+        host = "h&<x>"
+        recorded: List[events.RaceEvent] = [
+            events.RaceStarted(1, 0.0, host, port=1, timeout=None, families=["ipv6"], known=[]),
+            events.Query(1, 0.0, host, family="ipv6"),
+        ]
         if outcome != "resolve failed":
+            recorded.append(events.DnsAnswer(1, 0.001, host, family="ipv6", addresses=["::1"]))
             recorded.append(
-                events.RaceEvent(
-                    1, 0.001, "answer", "h&<x>", {"family": "ipv6", "addresses": ["::1"]}
-                )
-            )
-            recorded.append(
-                events.RaceEvent(
-                    1,
-                    0.002,
-                    "attempt",
-                    "h&<x>",
-                    {"address": "::1", "family": "ipv6", "number": 1, "next_in": 0.25},
+                events.AttemptStarted(
+                    1, 0.002, host, address="::1", family="ipv6", number=1, next_in=0.25
                 )
             )
         else:
-            recorded.append(
-                events.RaceEvent(1, 0.001, "answer", "h&<x>", {"family": "ipv6", "error": "<no>"})
-            )
+            recorded.append(events.DnsAnswer(1, 0.001, host, family="ipv6", error="<no>"))
         if outcome == "connected":
-            recorded.append(
-                events.RaceEvent(1, 0.003, "connected", "h&<x>", {"address": "::1", "rtt": 0.001})
-            )
-        recorded.append(events.RaceEvent(1, 0.5, "done", "h&<x>", {"outcome": outcome}))
+            recorded.append(events.Connected(1, 0.003, host, address="::1", rtt=0.001, local=None))
+        recorded.append(events.Done(1, 0.5, host, outcome=outcome, elapsed=0.5))
         views.append(summarize(recorded))
     svg = render_svg(views, "title with <markup> & ampersands")
     root = ET.fromstring(svg)  # escaped: parses

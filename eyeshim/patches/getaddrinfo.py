@@ -30,12 +30,12 @@ def _wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
     if family != socket.AF_UNSPEC or type_ not in (0, socket.SOCK_STREAM):
         return result
     from ..config import get_config
-    from ..connection import get_history
-    from ..ordering import Orderer, policy_table
+    from ..ordering import Orderer
+    from ..state import STATE
 
     config = get_config()
     order = Orderer(
-        policy_table(config.policy), get_history(config), config.first_address_family_count
+        STATE.policy_table(config.policy), STATE.history(config), config.first_address_family_count
     )
     # Keep every entry (other socket types included) but order by the stream
     # entries' addresses: the first occurrence of an address sets its rank.

@@ -1,4 +1,4 @@
-"""The race on real loopback sockets.
+"""create_connection on real loopback sockets: the whole call, end to end.
 
 A silently dropping address is a listener whose accept queue is full (see
 eyeshim/demo.py); a refusing one is a closed port.  Time bounds are
@@ -18,14 +18,16 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 
 import eyeshim
-from eyeshim import resolving
 from eyeshim.config import Config
 from eyeshim.connection import connect
 from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 from eyeshim.history import History
 from eyeshim.racing import Attempt, SocketConnector
+from eyeshim.state import STATE
 
 NO_HISTORY: Any = None
+
+
 FAST_EXIT = Config(resolver_idle_timeout=0.05)
 
 
@@ -56,9 +58,9 @@ class SpyConnector(SocketConnector):
 
 def wait_for_pool_to_drain(bound: float = 5.0) -> int:
     deadline = time.monotonic() + bound
-    while resolving.POOL.thread_count and time.monotonic() < deadline:
+    while STATE.lookups().pool.thread_count and time.monotonic() < deadline:
         time.sleep(0.02)
-    return resolving.POOL.thread_count
+    return STATE.lookups().pool.thread_count
 
 
 @needs_proc
@@ -194,10 +196,10 @@ def test_ip_literal_and_hosts_file_names_use_no_thread(
     def no_threads(*args: Any, **kw: Any) -> Any:
         raise AssertionError("the resolver pool was used")
 
-    monkeypatch.setattr(resolving.POOL, "submit", no_threads)
+    monkeypatch.setattr(STATE.lookups().pool, "submit", no_threads)
     with eyeshim.create_connection(("127.0.0.1", lab.port), 5) as sock:
         assert sock.getpeername()[0] == "127.0.0.1"
-    if "localhost" in resolving.HOSTS:
+    if "localhost" in STATE.hosts():
         with eyeshim.create_connection(("localhost", lab.port), 5) as sock:
             assert sock.getpeername()[0] in ("127.0.0.1", "::1")
 
@@ -221,7 +223,7 @@ def test_a_slow_lookup_never_blocks_the_caller(
             assert sock.getpeername()[0] == "127.0.0.1"
         # Resolution Delay (50 ms) then IPv4, while the AAAA thread still hangs.
         assert time.monotonic() - started < 2.0
-        assert resolving.POOL.thread_count >= 1
+        assert STATE.lookups().pool.thread_count >= 1
     finally:
         released.set()
     assert wait_for_pool_to_drain() == 0

@@ -1,0 +1,413 @@
+"""Candidates: which addresses a race may try, and when (RFC 8305 §3).
+
+Everything about getting addresses to the race lives here, so the race
+itself (``racing.py``) only schedules attempts:
+
+* **Known addresses.**  An IP literal is resolved with ``AI_NUMERICHOST``,
+  no I/O at all.  A name listed in the hosts file is resolved with one
+  stock ``AF_UNSPEC`` call in the caller's thread: with ``hosts: files dns``
+  a per-family AAAA lookup of a name the file lists only with IPv4
+  (``localhost`` on many systems) falls through to DNS, sending a query
+  the stock call never would.
+* **Lookups.**  Any other name is looked up once per family, AAAA first
+  (R1), both at once (R2), on the resolver (``resolving.py``); the answers
+  arrive through an :class:`Inbox`.
+* **The gate** (when connecting may begin).  At once when AAAA answers with
+  an address the policy ranks above IPv4 and history does not say just
+  failed (R3); when A answered first, after the Resolution Delay unless
+  AAAA answers sooner (R4, R5); at once when every lookup has answered
+  (R6).  The R3 exception, and why: RFC 8305 assumes IPv6 is preferred,
+  but under RFC 6724 a 6to4 address ranks below IPv4 and a gai.conf can
+  prefer IPv4 outright; starting with such an address would spend an
+  attempt delay on the address the sort ranks second.
+* **Late answers** join the untried addresses, sorted together with them
+  (R7, R24); attempts already running are not touched (R22).
+* **Which resolution error is raised** when nothing resolved.
+
+The order itself is ``ordering.py``'s; this module asks it to sort whenever
+addresses join.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import re
+import socket
+import threading
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+
+from . import events
+from .addrinfo import AddrInfo, Host, Port, address_of, family_name
+from .resolving import Answer, Resolver
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .dial import Dial
+    from .ordering import Orderer
+
+__all__ = ["Candidates", "HostsFile", "Inbox", "known_addresses", "numeric_addresses"]
+
+
+# A literal of a family the caller excluded (urllib3 forcing IPv4 and an
+# IPv6 literal): glibc says EAI_ADDRFAMILY or EAI_FAMILY.
+_WRONG_FAMILY = frozenset(
+    code
+    for code in (getattr(socket, "EAI_ADDRFAMILY", None), getattr(socket, "EAI_FAMILY", None))
+    if code is not None
+)
+
+
+# Characters an IP literal can hold before any "%scope": digits, hex, dots,
+# colons, and the "x" of inet_aton's hex forms ("0x7f.1").  A host with any
+# other character is a name, and asking getaddrinfo (which then raises) costs
+# more than the whole stdlib fast path we are trying to match.
+_NOT_LITERAL = re.compile(r"[^0-9a-fA-FxX.:]")
+
+
+def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[AddrInfo]]:
+    """Resolve ``host`` without any I/O if it is an IP literal (or None).
+
+    Returns None for a name that needs a lookup.  Other errors (a bad port,
+    a wrong argument type) propagate exactly as getaddrinfo raises them, so
+    the caller sees the stdlib's own error for bad input.
+    """
+    if isinstance(host, str) and _NOT_LITERAL.search(host.partition("%")[0]):
+        return None
+    try:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_NONAME:
+            return None
+        if exc.errno in _WRONG_FAMILY:
+            return []  # a literal of the other family: nothing to connect to
+        # EAI_SERVICE (unknown port name) and friends: same answer as the
+        # stdlib would give, no point asking DNS.
+        raise
+
+
+class HostsFile:
+    """The set of names in the hosts file, re-read when the file changes."""
+
+    def __init__(self, path: str = "/etc/hosts", recheck: float = 1.0) -> None:
+        self.path = path
+        self.recheck = recheck
+        self._checked = -math.inf
+        self._lock = threading.Lock()
+        self._stamp: Optional[Tuple[int, int]] = None
+        self._names: frozenset[str] = frozenset()
+
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a parent thread."""
+        self._lock = threading.Lock()
+
+    def __contains__(self, host: object) -> bool:
+        if isinstance(host, bytes):
+            try:
+                host = host.decode("ascii")
+            except UnicodeDecodeError:
+                return False
+        if not isinstance(host, str):
+            return False
+        return host.lower().rstrip(".") in self.names()
+
+    def names(self) -> frozenset[str]:
+        # A stat() per connection would cost more than the rest of the fast
+        # path; the file is looked at again at most once per ``recheck``.
+        now = time.monotonic()
+        if now < self._checked + self.recheck:
+            return self._names
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            stamp = None
+        else:
+            stamp = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            self._checked = now
+            if stamp is None:
+                self._names, self._stamp = frozenset(), None
+            elif stamp != self._stamp:
+                self._names = self._parse()
+                self._stamp = stamp
+            return self._names
+
+    def _parse(self) -> frozenset[str]:
+        names: set[str] = set()
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    fields = line.split("#", 1)[0].split()
+                    names.update(name.lower().rstrip(".") for name in fields[1:])
+        except OSError:
+            return frozenset()
+        return frozenset(names)
+
+
+def known_addresses(
+    host: Host, port: Port, family: int, hosts: HostsFile
+) -> Optional[List[AddrInfo]]:
+    """The addresses of ``host`` if they are known without DNS, else None.
+
+    IP literals (and None), then names in the hosts file, as the stock
+    ``AF_UNSPEC`` call returns them.  OSError when that call returns nothing
+    (the stdlib's "getaddrinfo returns an empty list").
+    """
+    known = numeric_addresses(host, port, family)
+    if known is None and host in hosts:
+        known = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    if known is not None and not known:
+        raise OSError("getaddrinfo returns an empty list")
+    return known
+
+
+class Inbox:
+    """DNS answers travelling from resolver threads to the racing thread.
+
+    The racer blocks either on a condition variable (while it has no socket
+    to watch) or in ``select()`` (while attempts run), so a delivery both
+    notifies the condition and, once the racer asked for one, writes a byte
+    to a wake-up socket pair.  The pair is created only when needed: on the
+    happy path both answers arrive before any attempt starts, and the race
+    costs no extra file descriptors.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._answers: Deque[Answer] = collections.deque()
+        self._reader: Optional[socket.socket] = None
+        self._writer: Optional[socket.socket] = None
+        self._closed = False
+
+    def deliver(self, answer: Answer) -> None:
+        """Called from any thread; an answer for a finished race is dropped."""
+        with self._lock:
+            if self._closed:
+                return
+            self._answers.append(answer)
+            self._arrived.notify()
+            if self._writer is not None:
+                try:
+                    self._writer.send(b"\0")
+                except OSError:
+                    pass  # the pipe is full: the reader is awake anyway
+
+    def take(self) -> List[Answer]:
+        with self._lock:
+            answers = list(self._answers)
+            self._answers.clear()
+            return answers
+
+    def wait(self, timeout: Optional[float]) -> None:
+        """Block until an answer is waiting or ``timeout`` passes."""
+        with self._lock:
+            if not self._answers:
+                self._arrived.wait(timeout)
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when an answer arrives."""
+        with self._lock:
+            if self._reader is None:
+                self._reader, self._writer = socket.socketpair()
+                self._reader.setblocking(False)
+                self._writer.setblocking(False)
+                if self._answers:
+                    self._writer.send(b"\0")
+            return self._reader.fileno()
+
+    def drain(self) -> None:
+        with self._lock:
+            if self._reader is None:
+                return
+            try:
+                while self._reader.recv(512):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._answers.clear()
+            for sock in (self._reader, self._writer):
+                if sock is not None:
+                    sock.close()
+            self._reader = self._writer = None
+
+
+def _dedupe_key(info: AddrInfo) -> Tuple[Any, ...]:
+    return (info[0], info[1], info[2], info[4])
+
+
+class Candidates:
+    """The addresses of one race, and whether the race may try one yet.
+
+    Created with the addresses already known (``known``), or with none, in
+    which case :meth:`start` looks the name up.  The race asks, each turn:
+    :meth:`update` (take new answers), :attr:`ready` (may an attempt start?),
+    :meth:`next` (the best untried address), :meth:`wake_time` (when the
+    gate may open by itself), :attr:`pending` (are lookups outstanding?) and,
+    when everything has failed, :meth:`resolution_error`.
+    """
+
+    def __init__(self, dial: Dial, order: Orderer, known: Optional[List[AddrInfo]]) -> None:
+        self._dial = dial
+        self._order = order
+        self._trace = dial.trace
+        self.inbox = Inbox()
+        self._pending: Set[int] = set()
+        self._cancels: List[Callable[[], None]] = []
+        self._untried: List[AddrInfo] = []
+        self._seen: Set[Tuple[Any, ...]] = set()
+        self._first_answer: Optional[float] = None
+        self._gate_open = False
+        self._dns_errors: Dict[int, BaseException] = {}
+        if known is not None:
+            self._add(known)
+            self._open_gate("known")
+
+    # -- lookups -------------------------------------------------------------------
+
+    def start(self, resolver: Resolver) -> None:
+        """Send the per-family lookups, AAAA first (R1), all at once (R2)."""
+        dial = self._dial
+        for family in dial.families:
+            if self._trace is not None:
+                self._trace(events.Query, family=family_name(family))
+            self._pending.add(family)
+            self._cancels.append(resolver.resolve(dial.host, dial.port, family, self.inbox.deliver))
+
+    @property
+    def pending(self) -> bool:
+        """Are lookups still outstanding?"""
+        return bool(self._pending)
+
+    def update(self, now: float) -> None:
+        """Take the answers that arrived, and open the gate if it may open."""
+        if self._pending:
+            for answer in self.inbox.take():
+                self._take(answer, now)
+        if not self._gate_open and self._untried:
+            self._check_gate(now)
+
+    def _take(self, answer: Answer, now: float) -> None:
+        self._pending.discard(answer.family)
+        trace = self._trace
+        if trace is not None:
+            if answer.error is not None:
+                trace(events.DnsAnswer, family=family_name(answer.family), error=str(answer.error))
+            else:
+                trace(
+                    events.DnsAnswer,
+                    family=family_name(answer.family),
+                    addresses=[address_of(info) for info in answer.infos],
+                )
+        if answer.error is not None:
+            self._dns_errors[answer.family] = answer.error
+        elif self._add(answer.infos) and self._first_answer is None:
+            self._first_answer = now
+
+    def _add(self, infos: List[AddrInfo]) -> bool:
+        new = []
+        for info in infos:
+            key = _dedupe_key(info)
+            if key not in self._seen:
+                self._seen.add(key)
+                new.append(info)
+        if new:
+            # R7/R24: newcomers are sorted together with the addresses not yet
+            # tried; attempts already running are left alone (R22).
+            self._untried = self._order(self._untried + new)
+            if self._trace is not None:
+                known, rules = self._order.describe(self._untried)
+                if known:
+                    self._trace(events.HistoryKnown, known=known)
+                self._trace(
+                    events.Sorted, order=[address_of(i) for i in self._untried], rules=rules
+                )
+        return bool(new)
+
+    def close(self) -> None:
+        """The race is over: stop listening (queued lookups are cancelled)."""
+        for cancel in self._cancels:
+            cancel()
+        self._cancels.clear()
+        self.inbox.close()
+
+    # -- the gate ------------------------------------------------------------------
+
+    def _check_gate(self, now: float) -> None:
+        if not self._pending:
+            # Every lookup has answered: nothing left to wait for (R6 when
+            # the AAAA answer was negative).
+            self._open_gate("all answered")
+            return
+        head = self._untried[0]
+        if (
+            head[0] == socket.AF_INET6
+            and not self._known_broken(head)
+            and self._order.beats_ipv4(head)
+        ):
+            self._open_gate("aaaa")  # R3: a usable, preferred IPv6 address: go
+        elif self._first_answer is not None and now >= self._resolution_deadline():
+            # R4: A came first and AAAA is late.  The same wait applies when
+            # AAAA came first but history says its addresses just failed, or
+            # the policy ranks them below IPv4 (see the module docstring).
+            self._open_gate("resolution delay")
+
+    def _resolution_deadline(self) -> float:
+        assert self._first_answer is not None
+        return self._first_answer + self._dial.config.resolution_delay
+
+    def _open_gate(self, reason: str) -> None:
+        self._gate_open = True
+        if self._trace is not None and self._untried:
+            self._trace(events.GateOpened, reason=reason)
+
+    def _known_broken(self, info: AddrInfo) -> bool:
+        history = self._dial.history
+        return history is not None and history.failed_recently(address_of(info))
+
+    def wake_time(self) -> Optional[float]:
+        """When the gate opens by itself (the Resolution Delay), if it is shut."""
+        if self._gate_open or not self._untried or self._first_answer is None:
+            return None
+        return self._resolution_deadline()
+
+    # -- for the race --------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """May an attempt start now?"""
+        return self._gate_open and bool(self._untried)
+
+    @property
+    def untried(self) -> bool:
+        """Are there addresses not yet tried (gate open or not)?"""
+        return bool(self._untried)
+
+    @property
+    def exhausted(self) -> bool:
+        """Nothing left to try, and nothing more coming."""
+        return not self._untried and not self._pending
+
+    def next(self) -> AddrInfo:
+        """The best untried address; it is the race's from now on."""
+        return self._untried.pop(0)
+
+    def resolution_error(self) -> Optional[BaseException]:
+        """What to raise when the race ends without having tried anything
+        because nothing resolved; None if something did."""
+        if self._seen:
+            return None
+        # Both lookups failed.  The A lookup's error is the one AF_UNSPEC
+        # would most often have reported.
+        for family in (socket.AF_INET, socket.AF_INET6):
+            if family in self._dns_errors:
+                return self._dns_errors[family]
+        if self._dns_errors:
+            return next(iter(self._dns_errors.values()))
+        return OSError("getaddrinfo returns an empty list")

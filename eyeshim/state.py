@@ -1,0 +1,243 @@
+"""The one owner of what eyeshim keeps between calls, in this process.
+
+Everything a connection learns or caches for the next one lives in a single
+object, :data:`STATE`, created lazily piece by piece:
+
+==================  ==========================================  ==============
+piece               what it is                                  after fork()
+==================  ==========================================  ==============
+history             per-address RTTs and failures (R10-R12)     kept, new lock
+DNS answer cache    optional per-family answers (off default)   kept, new lock
+resolver pool       threads running ``getaddrinfo``             dropped
+lookups in flight   races waiting on one shared lookup          dropped
+NAT64 prefixes      RFC 7050 discovery result                   kept, new lock
+policy tables       parsed gai.conf, re-read at most 1/s        kept
+source addresses    route look-ups, kept for a second           kept
+hosts file          the names it lists, re-read on change       kept, new lock
+counters            what races came to (``eyeshim status``)     zeroed
+==================  ==========================================  ==============
+
+Why one owner: ``fork()`` copies a process with only the forking thread
+alive.  Any lock another thread held at that instant stays locked in the
+child for ever, and any lookup a pool thread was running will never deliver
+its answer there.  Reproduced before this module existed: with the DNS cache
+on, a child forked while the parent was inside a lookup joined that lookup
+and waited, with ``timeout=None`` for ever, for a thread that did not exist.
+With every piece in one place, one ``os.register_at_fork`` hook resets
+exactly what a child cannot trust, and nothing can be forgotten.
+
+Knowledge (history, cache entries, prefixes) is kept across fork: it is as
+true in the child as in the parent.  Only synchronisation and threads are
+replaced.  Counters restart at zero: the child is a new process and reports
+its own races.
+
+This module imports nothing of eyeshim at import time; each piece's module
+is loaded when the piece is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
+
+    from .candidates import HostsFile
+    from .config import Config
+    from .events import Counters
+    from .history import History
+    from .nat64 import Prefixes
+    from .resolving import AnswerCache, Lookups
+    from .sorting import PolicyTable
+
+__all__ = ["STATE", "ProcessState", "SourceCache"]
+
+
+class SourceCache:
+    """Source addresses found by route look-ups, kept for a second.
+
+    Each look-up is a UDP socket ``connect()``-ed to the destination (no packet
+    is sent) and costs a few system calls; the engine asks for the same
+    destinations race after race.  A second is short enough that a network
+    change (which also flushes the history, R12) is noticed at once in human
+    terms.
+    """
+
+    def __init__(self, lifetime: float = 1.0, size: int = 1024) -> None:
+        self.lifetime = lifetime
+        self.size = size
+        self._entries: Dict[str, Tuple[float, Optional[str]]] = {}
+
+    def __call__(self, address: str, port: int) -> Optional[str]:
+        now = time.monotonic()
+        entry = self._entries.get(address)
+        if entry is not None and now < entry[0]:
+            return entry[1]
+        from .sorting import find_source
+
+        found = find_source(address, port)
+        source = None if found is None else str(found)
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # crude, but bounded, and refilled in one race
+        self._entries[address] = (now + self.lifetime, source)
+        return source
+
+
+# attribute -> (module, factory) of each piece created on first use
+_PIECES = {
+    "_history": (".history", "History"),
+    "_dns_cache": (".resolving", "AnswerCache"),
+    "_lookups": (".resolving", "Lookups"),
+    "_prefixes": (".nat64", "Prefixes"),
+    "_sources": (".state", "SourceCache"),
+    "_hosts": (".candidates", "HostsFile"),
+    "_counters": (".events", "Counters"),
+}
+
+# How long a parsed gai.conf is trusted before its stat() is checked again:
+# a stat() per race would cost more than the sort it feeds.
+_POLICY_RECHECK = 1.0
+
+
+class ProcessState:
+    """Everything eyeshim keeps between calls (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._history: Optional[History] = None
+        self._dns_cache: Optional[AnswerCache] = None
+        self._lookups: Optional[Lookups] = None
+        self._prefixes: Optional[Prefixes] = None
+        self._policies: Dict[str, Tuple[float, PolicyTable]] = {}
+        self._sources: Optional[SourceCache] = None
+        self._hosts: Optional[HostsFile] = None
+        self._counters: Optional[Counters] = None
+
+    # -- the pieces ----------------------------------------------------------------
+
+    def _piece(self, attribute: str) -> Any:
+        """The piece kept in ``attribute``, created on first use from its
+        module (imported only then: a process that never connects loads
+        none of them)."""
+        piece = getattr(self, attribute)
+        if piece is None:
+            with self._lock:
+                piece = getattr(self, attribute)
+                if piece is None:
+                    module, name = _PIECES[attribute]
+                    factory = getattr(importlib.import_module(module, __package__), name)
+                    piece = factory()
+                    setattr(self, attribute, piece)
+        return piece
+
+    def history(self, config: Config) -> Optional[History]:
+        """The process's history, or None when ``config`` turns history off.
+
+        A later config with other limits adjusts it in place rather than
+        forgetting what was learnt.
+        """
+        if not config.history:
+            return None
+        history: History = self._piece("_history")
+        history.configure(config.history_size, config.history_failure_ttl, config.history_rtt_ttl)
+        return history
+
+    def dns_cache(self, config: Config) -> Optional[AnswerCache]:
+        """The process's DNS answer cache, or None when ``config`` turns it off.
+
+        A later config with other limits adjusts it in place: cached answers
+        survive a configuration change.
+        """
+        if not config.dns_cache:
+            return None
+        cache: AnswerCache = self._piece("_dns_cache")
+        cache.configure(
+            config.dns_cache_size,
+            config.dns_cache_ttl,
+            config.dns_cache_negative_ttl,
+            config.dns_cache_rotate,
+        )
+        return cache
+
+    def lookups(self) -> Lookups:
+        """The resolver threads and the lookups they are running."""
+        lookups: Lookups = self._piece("_lookups")
+        return lookups
+
+    def nat64_prefixes(self, config: Config) -> Prefixes:
+        """The NAT64 prefixes of this network (RFC 7050), discovered on demand."""
+        prefixes: Prefixes = self._piece("_prefixes")
+        prefixes.lifetime = config.nat64_prefix_ttl
+        return prefixes
+
+    def policy_table(self, setting: Any) -> PolicyTable:
+        """``Config.policy`` as a policy table.
+
+        ``"rfc6724"`` is RFC 6724's table.  ``"auto"`` (``/etc/gai.conf``) or a
+        path is read the way glibc reads a gai.conf: what the file does not
+        replace keeps glibc's built-in values, so eyeshim's first choice is
+        the address ``getaddrinfo`` would have put first, and eyeshim is never
+        slower than the stdlib where that address works.  No file: RFC 6724.
+        """
+        from . import sorting
+
+        if not isinstance(setting, str):
+            return setting  # type: ignore[no-any-return]
+        if setting == "rfc6724":
+            return sorting.PolicyTable.rfc6724()
+        path = sorting.DEFAULT_GAI_CONF if setting == "auto" else setting
+        now = time.monotonic()
+        cached = self._policies.get(path)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        table = sorting.PolicyTable.system(path, base=sorting.PolicyTable.glibc())
+        self._policies[path] = (now + _POLICY_RECHECK, table)
+        return table
+
+    def sources(self) -> SourceCache:
+        """Source address discovery, cached for a second."""
+        sources: SourceCache = self._piece("_sources")
+        return sources
+
+    def hosts(self) -> HostsFile:
+        """The names listed in the hosts file."""
+        hosts: HostsFile = self._piece("_hosts")
+        return hosts
+
+    def counters(self) -> Counters:
+        """The race counters of this process."""
+        counters: Counters = self._piece("_counters")
+        return counters
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._counters = None
+
+    # -- fork ------------------------------------------------------------------------
+
+    def after_fork_in_child(self) -> None:
+        """Replace what a forked child cannot trust (see the module docstring)."""
+        self._lock = threading.Lock()
+        if self._history is not None:
+            self._history.after_fork()
+        if self._dns_cache is not None:
+            self._dns_cache.after_fork()
+        if self._prefixes is not None:
+            self._prefixes.after_fork()
+        if self._hosts is not None:
+            self._hosts.after_fork()
+        # The parent's threads do not exist here: no lookup of theirs will
+        # ever answer, and no thread of theirs will take new work.
+        self._lookups = None
+        self._counters = None
+
+
+#: The process's state: the only instance.
+STATE = ProcessState()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=STATE.after_fork_in_child)

@@ -35,6 +35,80 @@ from . import sorting
 from .history import History, rtt_bucket
 from .resolving import AddrInfo
 
+# --------------------------------------------------------------------------
+# Interleaving (RFC 8305 §4, R13): the last step of ordering.  Moved here from
+# sorting.py (issue 10); ``from eyeshim.sorting import interleave`` still works.
+# --------------------------------------------------------------------------
+# isort: split
+
+import ipaddress
+import operator
+from typing import Hashable, Iterable, TypeVar
+
+from .sorting.policy import parse_address
+
+_T = TypeVar("_T")
+
+
+def _address_family(item: object) -> int:
+    if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
+        address = parse_address(item, "address")
+        return socket.AF_INET if address.version == 4 else socket.AF_INET6
+    raise TypeError(
+        f"cannot tell the address family of {item!r}; pass family=, e.g. "
+        "family=lambda info: info[0] for getaddrinfo() tuples"
+    )
+
+
+def interleave(
+    addresses: Iterable[_T],
+    first_family_count: int = 1,
+    *,
+    family: Optional[Callable[[_T], Hashable]] = None,
+) -> List[_T]:
+    """Interleave address families, RFC 8305 §4.
+
+    Takes ``first_family_count`` (the First Address Family Count, default 1)
+    addresses of the first address's family, then alternates one address of
+    the other family and one of the first; when a family runs out the rest of
+    the other follows in order.  Order within a family is preserved, so the
+    RFC 6724 order decided by :func:`eyeshim.sorting.sort_destinations`
+    survives::
+
+        [6a, 6b, 6c, 4a, 4b], 1  ->  [6a, 4a, 6b, 4b, 6c]
+        [6a, 6b, 6c, 4a, 4b], 2  ->  [6a, 6b, 4a, 6c, 4b]
+
+    The point is that a broken family costs at most one Connection Attempt
+    Delay before the other family gets a turn, instead of one per address.
+
+    Elements are returned as given.  By default their family is read from
+    ``ipaddress`` objects or address strings; for anything else pass
+    ``family`` (element -> ``socket.AF_INET``/``AF_INET6``), e.g.
+    ``family=lambda info: info[0]`` for ``getaddrinfo()`` 5-tuples.  More
+    than two families (a custom ``family``) are taken round-robin in order
+    of first appearance, which is what asyncio does.
+
+    Raises ``ValueError`` if ``first_family_count`` < 1.
+    """
+    count = operator.index(first_family_count)
+    if count < 1:
+        raise ValueError(f"first_family_count must be >= 1, got {count}")
+    get_family: Callable[[_T], Hashable] = _address_family if family is None else family
+
+    groups: Dict[Hashable, List[_T]] = {}
+    for item in addresses:
+        groups.setdefault(get_family(item), []).append(item)
+    if not groups:
+        return []
+
+    lists = list(groups.values())  # dicts keep insertion order: first family first
+    result = lists[0][: count - 1]
+    lists[0] = lists[0][count - 1 :]
+    for position in range(max(len(group) for group in lists)):
+        result.extend(group[position] for group in lists if position < len(group))
+    return result
+
+
 logger = logging.getLogger("eyeshim")
 
 __all__ = ["Orderer", "policy_table"]

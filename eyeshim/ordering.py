@@ -26,14 +26,19 @@ has learned (``history``):
 
 from __future__ import annotations
 
+import ipaddress
+import operator
 import socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Tuple, TypeVar
 
 from . import sorting
 from .addrinfo import AddrInfo, address_of
 from .history import History, rtt_bucket
+from .sorting.policy import parse_address
 
-__all__ = ["Orderer"]
+__all__ = ["Orderer", "interleave"]
+
+_T = TypeVar("_T")
 
 # A global IPv4 destination with a source on its own network: "IPv4 works".
 _IPV4_STAND_IN = ("198.51.100.1", "198.51.100.2")
@@ -157,7 +162,7 @@ class Orderer:
         by_address, failed = plan.by_address, plan.failed
         usable = [by_address[a] for a in plan.ordered if a not in failed]
         broken = [by_address[a] for a in plan.ordered if a in failed]
-        result = sorting.interleave(usable, self.fafc, family=_family) + sorting.interleave(
+        result = interleave(usable, self.fafc, family=_family) + interleave(
             broken, self.fafc, family=_family
         )
         # Kept for explain(), which the race calls right after this when
@@ -262,3 +267,65 @@ class _Plan:
 def _family(info: AddrInfo) -> Any:
     family = info[0]
     return socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET
+
+
+# -- interleaving (RFC 8305 §4, R13) --------------------------------------------------
+
+
+def _address_family(item: object) -> int:
+    if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
+        address = parse_address(item, "address")
+        return socket.AF_INET if address.version == 4 else socket.AF_INET6
+    raise TypeError(
+        f"cannot tell the address family of {item!r}; pass family=, e.g. "
+        "family=lambda info: info[0] for getaddrinfo() tuples"
+    )
+
+
+def interleave(
+    addresses: Iterable[_T],
+    first_family_count: int = 1,
+    *,
+    family: Optional[Callable[[_T], Hashable]] = None,
+) -> List[_T]:
+    """Interleave address families, RFC 8305 §4.
+
+    Takes ``first_family_count`` (the First Address Family Count, default 1)
+    addresses of the first address's family, then alternates one address of
+    the other family and one of the first; when a family runs out the rest of
+    the other follows in order.  Order within a family is preserved, so the
+    RFC 6724 order decided by :func:`eyeshim.sorting.sort_destinations`
+    survives::
+
+        [6a, 6b, 6c, 4a, 4b], 1  ->  [6a, 4a, 6b, 4b, 6c]
+        [6a, 6b, 6c, 4a, 4b], 2  ->  [6a, 6b, 4a, 6c, 4b]
+
+    The point is that a broken family costs at most one Connection Attempt
+    Delay before the other family gets a turn, instead of one per address.
+
+    Elements are returned as given.  By default their family is read from
+    ``ipaddress`` objects or address strings; for anything else pass
+    ``family`` (element -> ``socket.AF_INET``/``AF_INET6``), e.g.
+    ``family=lambda info: info[0]`` for ``getaddrinfo()`` 5-tuples.  More
+    than two families (a custom ``family``) are taken round-robin in order
+    of first appearance, which is what asyncio does.
+
+    Raises ``ValueError`` if ``first_family_count`` < 1.
+    """
+    count = operator.index(first_family_count)
+    if count < 1:
+        raise ValueError(f"first_family_count must be >= 1, got {count}")
+    get_family: Callable[[_T], Hashable] = _address_family if family is None else family
+
+    groups: Dict[Hashable, List[_T]] = {}
+    for item in addresses:
+        groups.setdefault(get_family(item), []).append(item)
+    if not groups:
+        return []
+
+    lists = list(groups.values())  # dicts keep insertion order: first family first
+    result = lists[0][: count - 1]
+    lists[0] = lists[0][count - 1 :]
+    for position in range(max(len(group) for group in lists)):
+        result.extend(group[position] for group in lists if position < len(group))
+    return result

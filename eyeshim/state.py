@@ -11,7 +11,7 @@ DNS answer cache    optional per-family answers (off default)   kept, new lock
 resolver pool       threads running ``getaddrinfo``             dropped
 lookups in flight   races waiting on one shared lookup          dropped
 NAT64 prefixes      RFC 7050 discovery result                   kept, new lock
-policy tables       parsed gai.conf, re-read at most 1/s        kept
+policy tables       parsed gai.conf, re-read at most 1/s        kept, new lock
 source addresses    route look-ups, kept for a second           kept
 hosts file          the names it lists, re-read on change       kept, new lock
 counters            what races came to (``eyeshim status``)     zeroed
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from .nat64 import Prefixes
     from .resolving import AnswerCache, Lookups
     from .sorting import PolicyTable
+    from .sorting.policy import GaiConfCache
 
 __all__ = ["STATE", "ProcessState", "SourceCache"]
 
@@ -96,6 +97,7 @@ _PIECES = {
     "_sources": (".state", "SourceCache"),
     "_hosts": (".candidates", "HostsFile"),
     "_counters": (".events", "Counters"),
+    "_gai_conf": (".sorting.policy", "GaiConfCache"),
 }
 
 # How long a parsed gai.conf is trusted before its stat() is checked again:
@@ -113,6 +115,7 @@ class ProcessState:
         self._lookups: Optional[Lookups] = None
         self._prefixes: Optional[Prefixes] = None
         self._policies: Dict[str, Tuple[float, PolicyTable]] = {}
+        self._gai_conf: Optional[GaiConfCache] = None
         self._sources: Optional[SourceCache] = None
         self._hosts: Optional[HostsFile] = None
         self._counters: Optional[Counters] = None
@@ -198,6 +201,11 @@ class ProcessState:
         self._policies[path] = (now + _POLICY_RECHECK, table)
         return table
 
+    def gai_conf(self) -> GaiConfCache:
+        """Parsed gai.conf files, revalidated by ``stat()``."""
+        cache: GaiConfCache = self._piece("_gai_conf")
+        return cache
+
     def sources(self) -> SourceCache:
         """Source address discovery, cached for a second."""
         sources: SourceCache = self._piece("_sources")
@@ -230,6 +238,8 @@ class ProcessState:
             self._prefixes.after_fork()
         if self._hosts is not None:
             self._hosts.after_fork()
+        if self._gai_conf is not None:
+            self._gai_conf.after_fork()
         # The parent's threads do not exist here: no lookup of theirs will
         # ever answer, and no thread of theirs will take new work.
         self._lookups = None

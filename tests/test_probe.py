@@ -115,7 +115,7 @@ def _rule_values(
     history_key: Callable[[Any], Any],
 ) -> List[Tuple[str, Any]]:
     """Each rule's value for one candidate, smaller is better: written
-    independently of sorting._rank, from the RFC's wording."""
+    independently of the sort's own key, from the RFC's wording."""
     address = ipaddress.ip_address(dest)
     source = None if src is None else ipaddress.ip_address(src)
     return [
@@ -173,8 +173,8 @@ def test_deciding_rule_is_consistent_with_the_sort(seed: int) -> None:
         both_v6 = ia.version == ib.version == 6 and sa is not None and sb is not None
         if rule == "rule 9: longest matching prefix":
             assert both_v6
-            ca = sorting._common_prefix_len(ipaddress.IPv6Address(sa), ia)  # type: ignore[arg-type]
-            cb = sorting._common_prefix_len(ipaddress.IPv6Address(sb), ib)  # type: ignore[arg-type]
+            ca = sorting.common_prefix_len(ipaddress.IPv6Address(sa), ia)  # type: ignore[arg-type]
+            cb = sorting.common_prefix_len(ipaddress.IPv6Address(sb), ib)  # type: ignore[arg-type]
             assert ca > cb
         else:
             assert rule == "rule 10: DNS order", rule
@@ -265,7 +265,7 @@ def test_explain_agrees_with_deciding_rule_on_random_sets(seed: int) -> None:
     reasons = orderer.explain(ordered)
     assert len(reasons) == len(ordered) - 1
     assert "unknown" not in reasons
-    names = set(sorting._KEY_RULES) | {sorting._RULE_9, sorting._RULE_10}
+    names = set(sorting.RULES)
     assert set(reasons) <= names | {"interleave", "history: failed recently"}
     # The failed boundary appears exactly where usable meets failed.
     failed = [history.failed_recently(a) for a in _addresses(ordered)]

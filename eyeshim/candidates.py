@@ -258,13 +258,19 @@ class Candidates:
         self._order = order
         self._trace = dial.trace
         self.inbox = Inbox()
+        self._resolver: Optional[Resolver] = None
         self._pending: Set[int] = set()
         self._cancels: List[Callable[[], None]] = []
         self._untried: List[AddrInfo] = []
+        self._attempted: List[int] = []  # families of the addresses handed out
         self._seen: Set[Tuple[Any, ...]] = set()
         self._first_answer: Optional[float] = None
         self._gate_open = False
         self._dns_errors: Dict[int, BaseException] = {}
+        # Positive answers not (yet) known to be for the name an AF_UNSPEC
+        # lookup would have used, and those already in the race.
+        self._held: Dict[int, Answer] = {}
+        self._names: Dict[int, Optional[str]] = {}
         if known is not None:
             self._add(known)
             self._open_gate("known")
@@ -273,12 +279,19 @@ class Candidates:
 
     def start(self, resolver: Resolver) -> None:
         """Send the per-family lookups, AAAA first (R1), all at once (R2)."""
+        self._resolver = resolver
+        for family in self._dial.families:
+            self._lookup(family)
+
+    def _lookup(self, family: int) -> None:
+        assert self._resolver is not None
         dial = self._dial
-        for family in dial.families:
-            if self._trace is not None:
-                self._trace(events.Query, family=family_name(family))
-            self._pending.add(family)
-            self._cancels.append(resolver.resolve(dial.host, dial.port, family, self.inbox.deliver))
+        if self._trace is not None:
+            self._trace(events.Query, family=family_name(family))
+        self._pending.add(family)
+        self._cancels.append(
+            self._resolver.resolve(dial.host, dial.port, family, self.inbox.deliver)
+        )
 
     @property
     def pending(self) -> bool:
@@ -288,12 +301,15 @@ class Candidates:
     def update(self, now: float) -> None:
         """Take the answers that arrived, and open the gate if it may open."""
         if self._pending:
-            for answer in self.inbox.take():
-                self._take(answer, now)
+            answers = self.inbox.take()
+            for answer in answers:
+                self._take(answer)
+            if answers:
+                self._settle(now)
         if not self._gate_open and self._untried:
             self._check_gate(now)
 
-    def _take(self, answer: Answer, now: float) -> None:
+    def _take(self, answer: Answer) -> None:
         self._pending.discard(answer.family)
         trace = self._trace
         if trace is not None:
@@ -307,8 +323,83 @@ class Candidates:
                 )
         if answer.error is not None:
             self._dns_errors[answer.family] = answer.error
-        elif self._add(answer.infos) and self._first_answer is None:
-            self._first_answer = now
+        elif answer.family == socket.AF_UNSPEC:
+            # The one-lookup fallback (see _settle): it replaces both families.
+            self._held.clear()
+            self._names[socket.AF_UNSPEC] = answer.name
+            self._add(answer.infos)
+        elif socket.AF_UNSPEC not in self._pending:
+            self._held[answer.family] = answer
+
+    # -- one name for both families ------------------------------------------------
+    #
+    # Each per-family getaddrinfo walks resolv.conf's search list on its own
+    # and stops at the first candidate name that has a record *of its
+    # family*; the stock AF_UNSPEC lookup stops at the first candidate that
+    # has *any* record, for both families.  With "search lab.test
+    # example.org", "mix" having only an A record as mix.lab.test and only an
+    # AAAA record as mix.example.org, stock connects to mix.lab.test, and an
+    # AAAA answer taken at face value would connect to another host.  The
+    # canonical name of each answer (AI_CANONNAME) tells which candidate
+    # answered; an answer is raced only when it is provably for the name an
+    # AF_UNSPEC lookup would have used.
+
+    def _settle(self, now: float) -> None:
+        for family in list(self._held):
+            verdict = self._belongs(self._held[family])
+            if verdict is None:
+                continue  # wait for the other family to answer
+            answer = self._held.pop(family)
+            if verdict == "unspec":
+                self._held.clear()
+                self._lookup(socket.AF_UNSPEC)
+                return
+            if verdict and self._add(answer.infos):
+                self._names[family] = answer.name
+                if self._first_answer is None:
+                    self._first_answer = now
+
+    def _belongs(self, answer: Answer) -> Any:
+        """True: race it; False: drop it (another name answered first in
+        the search order); None: not known yet; "unspec": cannot tell, ask
+        once for both families."""
+        if answer.name is None:
+            return True  # a resolver that does not say which name answered
+        names = self._search_names()
+        if len(names) < 2:
+            return True  # no search list applies: one name for every family
+        other = socket.AF_INET if answer.family == socket.AF_INET6 else socket.AF_INET6
+        if other not in self._dial.families or other in self._dns_errors:
+            return True
+        position = _position(names, answer.name)
+        if other in self._pending:
+            # Safe before the other family answers only if no name comes
+            # before this one in the search order.
+            return True if position == 0 else None
+        other_name = self._names.get(other)
+        if other in self._held:
+            other_name = self._held[other].name
+        if other_name is None or _same_name(other_name, answer.name):
+            return True
+        other_position = _position(names, other_name)
+        if position is None or other_position is None:
+            return "unspec"
+        return position < other_position
+
+    def _search_names(self) -> List[str]:
+        host = self._dial.host
+        if isinstance(host, bytes):
+            host = host.decode("ascii", "replace")
+        if not isinstance(host, str):
+            return []
+        conf = self._dial.resolv_conf
+        if conf is None:
+            from .state import STATE
+
+            conf = STATE.resolv_conf()
+        return conf.candidates(host)
+
+    # -- the untried addresses -----------------------------------------------------
 
     def _add(self, infos: List[AddrInfo]) -> bool:
         new = []
@@ -319,8 +410,9 @@ class Candidates:
                 new.append(info)
         if new:
             # R7/R24: newcomers are sorted together with the addresses not yet
-            # tried; attempts already running are left alone (R22).
-            self._untried = self._order(self._untried + new)
+            # tried, continuing the interleaving of those already handed out;
+            # attempts already running are left alone (R22).
+            self._untried = self._order(self._untried + new, self._attempted)
             if self._trace is not None:
                 known, rules = self._order.describe(self._untried)
                 if known:
@@ -369,7 +461,10 @@ class Candidates:
 
     def _known_broken(self, info: AddrInfo) -> bool:
         history = self._dial.history
-        return history is not None and history.failed_recently(address_of(info))
+        return history is not None and (
+            history.failed_recently(address_of(info), info[4][1])
+            or history.dead_family(self._dial.host, info[0])
+        )
 
     def wake_time(self) -> Optional[float]:
         """When the gate opens by itself (the Resolution Delay), if it is shut."""
@@ -385,18 +480,19 @@ class Candidates:
         return self._gate_open and bool(self._untried)
 
     @property
-    def untried(self) -> bool:
-        """Are there addresses not yet tried (gate open or not)?"""
-        return bool(self._untried)
-
-    @property
     def exhausted(self) -> bool:
         """Nothing left to try, and nothing more coming."""
         return not self._untried and not self._pending
 
     def next(self) -> AddrInfo:
         """The best untried address; it is the race's from now on."""
-        return self._untried.pop(0)
+        info = self._untried.pop(0)
+        self._attempted.append(info[0])
+        return info
+
+    def stock_order(self, infos: List[AddrInfo]) -> List[AddrInfo]:
+        """``infos`` in the order the stdlib would have tried them."""
+        return self._order.stock_order(infos)
 
     def resolution_error(self) -> Optional[BaseException]:
         """What to raise when the race ends without having tried anything
@@ -405,9 +501,22 @@ class Candidates:
             return None
         # Both lookups failed.  The A lookup's error is the one AF_UNSPEC
         # would most often have reported.
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in (socket.AF_INET, socket.AF_UNSPEC, socket.AF_INET6):
             if family in self._dns_errors:
                 return self._dns_errors[family]
         if self._dns_errors:
             return next(iter(self._dns_errors.values()))
         return OSError("getaddrinfo returns an empty list")
+
+
+def _same_name(first: str, second: str) -> bool:
+    return first.rstrip(".").lower() == second.rstrip(".").lower()
+
+
+def _position(names: List[str], name: str) -> Optional[int]:
+    """Where ``name`` is in the search order; None for a name that is not a
+    candidate (a CNAME's target: which candidate led to it is unknown)."""
+    for index, candidate in enumerate(names):
+        if _same_name(candidate, name):
+            return index
+    return None

@@ -30,9 +30,11 @@ One call, top to bottom (:func:`connect`):
 
 from __future__ import annotations
 
+import errno
 import math
+import operator
 import socket
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name, lookup_families
@@ -47,6 +49,7 @@ from .state import STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .dns.resolvconf import ResolvConf
     from .nat64 import Prefixes
 
 __all__ = [
@@ -99,15 +102,16 @@ def connect(
     history: Any = ...,
     find_source: Optional[Callable[[str, int], Any]] = None,
     nat64_prefixes: Optional[Prefixes] = None,
+    resolv_conf: Optional[ResolvConf] = None,
 ) -> socket.socket:
     """``create_connection`` with the knobs integrations and tests need.
 
     ``family`` restricts resolution (urllib3's ``allowed_gai_family()``);
     ``prepare_socket`` runs on each socket before ``connect()`` (urllib3's
     ``socket_options``).  ``resolver``, ``connector``, ``history``,
-    ``find_source`` and ``nat64_prefixes`` replace the real DNS, sockets,
-    history, source discovery and NAT64 prefix discovery (``history=None``
-    turns history off for this call).
+    ``find_source``, ``nat64_prefixes`` and ``resolv_conf`` replace the real
+    DNS, sockets, history, source discovery, NAT64 prefix discovery and
+    ``/etc/resolv.conf`` (``history=None`` turns history off for this call).
     """
     # 1. check, as the stdlib would
     host, port = address
@@ -123,7 +127,7 @@ def connect(
             try:
                 return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
             except _FAILURES as exc:
-                if not _nat64_may_help(cfg, known, families, exc):
+                if not _nat64_may_help(cfg, find_source, known, families, exc):
                     raise
                 # This host cannot route IPv4: race the literal again (it
                 # fails at once) and let step 5 try NAT64.
@@ -145,6 +149,7 @@ def connect(
         nat64_prefixes=nat64_prefixes,
         trace=events.Trace.start(host, connector.now, start),
         start=start,
+        resolv_conf=resolv_conf,
     )
 
     # 3. resolve -> order -> race
@@ -159,21 +164,31 @@ def connect(
 
 
 def _effective_timeout(timeout: Any) -> Optional[float]:
-    """Validate ``timeout`` the way ``socket.settimeout`` does; return the
-    socket timeout it means (None = blocking)."""
+    """The socket timeout ``timeout`` means (None: blocking), accepted and
+    refused exactly as ``socket.settimeout`` accepts and refuses it: floats
+    (NaN and negatives refused), and anything with ``__index__`` (bool and
+    numpy integers included), with the stdlib's exception types and messages."""
     if timeout is DEFAULT_TIMEOUT:
         return socket.getdefaulttimeout()
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(
-            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
-        )
-    if math.isnan(timeout):
-        raise ValueError("Invalid value NaN (not a number)")
-    if timeout < 0:
+    if isinstance(timeout, float):
+        if math.isnan(timeout):
+            raise ValueError("Invalid value NaN (not a number)")
+        value = timeout
+        if value > _MAX_TIMEOUT:
+            raise OverflowError("timestamp out of range for platform time_t")
+    else:
+        value = operator.index(timeout)  # TypeError: "... cannot be interpreted as an integer"
+        if value > _MAX_TIMEOUT:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    if value < 0:
         raise ValueError("Timeout value out of range")
-    return float(timeout)
+    return float(value)
+
+
+# The largest timeout a socket takes: 2**63 - 1 nanoseconds.
+_MAX_TIMEOUT = (2**63 - 1) / 1e9
 
 
 # What a failed connect raises: OSError, or with all_errors an ExceptionGroup.
@@ -220,6 +235,7 @@ def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
         dial.history,
         cfg.first_address_family_count,
         dial.find_source,
+        name=dial.host,
     )
     if dial.trace is not None:
         dial.trace(
@@ -252,9 +268,11 @@ def _default_resolver(cfg: Config) -> Resolver:
 def _remember(dial: Dial, outcome: Outcome) -> None:
     """Teach the history what this race showed (R10-R12).
 
-    A failure, a timeout, and an attempt still pending when a *later-started*
-    attempt won (it had a head start and lost) all count against an address:
-    that is what makes the next race lead with the address that works.
+    A timeout, an unreachable route, and an attempt still pending when a
+    *later-started* attempt won (it had a head start and lost) count against
+    the address; a refusal only against the address's port (the host is up).
+    When every attempted address of a family failed that way while the other
+    family connected, the family is remembered as dead for this name.
     """
     history = dial.history
     if history is None:
@@ -265,62 +283,85 @@ def _remember(dial: Dial, outcome: Outcome) -> None:
     ordered = [a for a in outcome.attempts if a is winner] + [
         a for a in outcome.attempts if a is not winner
     ]
+    broken: Dict[int, bool] = {}
     for attempt in ordered:
+        family, port = attempt.info[0], attempt.info[4][1]
         if attempt.result == Attempt.CONNECTED:
-            history.record_success(attempt.address, attempt.elapsed, outcome.local)
+            history.record_success(
+                attempt.address, attempt.elapsed, outcome.local, port=port, family=family
+            )
             recorded = "success"
         elif attempt.result in (Attempt.FAILED, Attempt.TIMED_OUT, Attempt.LOST):
-            history.record_failure(attempt.address)
+            refused = getattr(attempt.error, "errno", None) == errno.ECONNREFUSED
+            history.record_failure(attempt.address, port=port, refused=refused)
+            broken[family] = broken.get(family, True) and not refused
             recorded = "lost" if attempt.result == Attempt.LOST else "failure"
         else:
             continue
         if trace is not None:
             trace(events.Recorded, address=attempt.address, outcome=recorded)
+    if winner is not None:
+        for family, dead in broken.items():
+            if dead and family != winner.info[0]:
+                history.record_dead_family(dial.host, family)
 
 
 # -- 5. NAT64 (RFC 8305 §7) -----------------------------------------------------
 
 
 def _nat64_may_help(
-    cfg: Config, tried: List[AddrInfo], families: Tuple[int, ...], error: BaseException
+    cfg: Config,
+    find_source: Optional[Callable[[str, int], Any]],
+    tried: List[AddrInfo],
+    families: Tuple[int, ...],
+    error: BaseException,
 ) -> bool:
-    """Could NAT64 reach ``tried`` (every address IPv4), which failed with ``error``?"""
+    """Could NAT64 reach ``tried`` (IPv4 addresses), which failed with
+    ``error``?  Only on a host with no IPv4 route to them: a failure alone
+    does not say that (a router's ICMP host-unreachable looks the same)."""
     from .nat64 import unreachable
 
-    return (
+    if not (
         cfg.nat64
-        and bool(tried)
+        and tried
         and all(info[0] == socket.AF_INET for info in tried)
         and socket.AF_INET6 in families
         and unreachable(error)
-    )
+    ):
+        return False
+    if find_source is None:
+        find_source = STATE.sources()
+    # A route look-up (no packet sent): None when IPv4 cannot leave this host.
+    return all(find_source(address_of(info), int(info[4][1])) is None for info in tried)
 
 
 def _race_nat64(dial: Dial, outcome: Outcome) -> Outcome:
     """When every IPv4 attempt failed because this host cannot route IPv4,
     race the NAT64-synthesized addresses instead (RFC 8305 §7.1 for literals,
-    §7.3 for names whose answers were IPv4 only).  On dual-stack and
-    IPv4-only hosts this never happens for working addresses."""
+    §7.3 for names whose answers were IPv4 only).  Prefix discovery waits at
+    most the caller's timeout."""
     tried = [attempt.info for attempt in outcome.attempts]
     if outcome.error is None or not _nat64_may_help(
-        dial.config, tried, dial.families, outcome.error
+        dial.config, dial.find_source, tried, dial.families, outcome.error
     ):
         return outcome
     from .nat64 import synthesized_infos
 
     prefixes = dial.nat64_prefixes or STATE.nat64_prefixes(dial.config)
-    found = prefixes.get()
+    began = dial.clock()
+    found = prefixes.get(dial.timeout)
     synthesized: List[AddrInfo] = []
     for info in tried:
         synthesized.extend(synthesized_infos(address_of(info), int(info[4][1]), found))
-    if not synthesized:
-        return outcome
     if dial.trace is not None:
         dial.trace(
             events.Nat64,
             ipv4=[address_of(info) for info in tried],
             synthesized=[address_of(info) for info in synthesized],
+            discovery=dial.clock() - began,
         )
+    if not synthesized:
+        return outcome
     # A second race on the same connector (the first closed its sockets).
     second = _race(dial, synthesized)
     _remember(dial, second)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Optional, Tuple
 
     from .config import Config
+    from .dns.resolvconf import ResolvConf
     from .events import Trace
     from .history import History
     from .nat64 import Prefixes
@@ -40,6 +41,7 @@ class Dial:
         "host",
         "nat64_prefixes",
         "port",
+        "resolv_conf",
         "resolver",
         "start",
         "timeout",
@@ -62,6 +64,7 @@ class Dial:
         nat64_prefixes: Optional[Prefixes],
         trace: Optional[Trace],
         start: float,
+        resolv_conf: Optional[ResolvConf] = None,
     ) -> None:
         #: The name or literal and the port, as the caller gave them.
         self.host, self.port = host, port
@@ -85,6 +88,8 @@ class Dial:
         self.find_source = find_source
         #: NAT64 prefix discovery (None: the process's).
         self.nat64_prefixes = nat64_prefixes
+        #: resolv.conf's search rules (None: the system's, read when needed).
+        self.resolv_conf = resolv_conf
         #: The race's events, or None when nobody listens.
         self.trace = trace
         #: When the call began, on ``clock``.

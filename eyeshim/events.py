@@ -25,7 +25,8 @@ class                 kind         fields
 :class:`Connected`    ``connected`` address, rtt, local (source address)
 :class:`LosersClosed` ``closed``   addresses of attempts closed after the win
 :class:`Nat64`        ``nat64``    ipv4 (found unreachable), synthesized
-                                   (IPv6 addresses about to be raced)
+                                   (IPv6 addresses about to be raced),
+                                   discovery (seconds spent on the prefix)
 :class:`Recorded`     ``recorded`` address, outcome (``success``,
                                    ``failure``, ``lost``)
 :class:`Done`         ``done``     outcome (``connected``, ``timeout``,
@@ -254,9 +255,11 @@ class LosersClosed(RaceEvent):
 
 class Nat64(RaceEvent):
     kind = "nat64"
-    fields = __slots__ = ("ipv4", "synthesized")
+    fields = __slots__ = ("ipv4", "synthesized", "discovery")
+    defaults: ClassVar[Mapping[str, Any]] = {"discovery": None}
     ipv4: List[str]  #: the IPv4 addresses found unreachable
-    synthesized: List[str]  #: the IPv6 addresses about to be raced
+    synthesized: List[str]  #: the IPv6 addresses about to be raced (none: no prefix)
+    discovery: Optional[float]  #: seconds spent finding the NAT64 prefix
 
 
 class Recorded(RaceEvent):

@@ -19,6 +19,21 @@ What is recorded, per address (the IP, scope included, not the port):
   it was slower than its own head start, which is exactly the address
   Happy Eyeballs should stop trying first.
 
+What a failure says, and so where it is remembered:
+
+* a **refusal** (RST) says one port is closed on a host that is up: it is
+  remembered per (address, port), so ``::1`` refusing port 8080 does not
+  demote ``::1`` for port 443;
+* a **timeout** or **unreachable** says the path to the address is broken:
+  remembered per address, whatever the port;
+* a **dead family**: when every attempted address of one family of a name
+  failed (timed out, unreachable, or overtaken) while the other family
+  connected, the family is remembered as dead *for that name*, so the
+  next connection does not spend an attempt delay on the family's next
+  address; and once a family is dead for two names, for every name (the
+  network's IPv6 path is broken, not one server's).  Any success of the
+  family clears it.
+
 What the history is not allowed to do (R12): carry knowledge across
 networks.  Every record keeps the source address it was made with; when the
 source address for a destination changes, the host has moved to another
@@ -34,7 +49,7 @@ import collections
 import math
 import threading
 import time
-from typing import Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 __all__ = ["History", "Record"]
 
@@ -86,6 +101,10 @@ class History:
         self._clock = clock
         self._lock = threading.Lock()
         self._records: collections.OrderedDict[str, Record] = collections.OrderedDict()
+        # (address, port) -> when it last refused
+        self._refused: collections.OrderedDict[Tuple[str, Any], float] = collections.OrderedDict()
+        # (name, family) -> when every attempted address of the family failed
+        self._dead: collections.OrderedDict[Tuple[Any, int], float] = collections.OrderedDict()
 
     def configure(self, max_entries: int, failure_ttl: float, rtt_ttl: float) -> None:
         """Adopt new limits; what was learnt stays."""
@@ -111,10 +130,23 @@ class History:
         record.updated = now
         return record
 
-    def record_success(self, address: str, rtt: float, source: Optional[str] = None) -> None:
-        """Remember a connect that completed after ``rtt`` seconds."""
+    def record_success(
+        self,
+        address: str,
+        rtt: float,
+        source: Optional[str] = None,
+        *,
+        port: Any = None,
+        family: Optional[int] = None,
+    ) -> None:
+        """Remember a connect that completed after ``rtt`` seconds (and that
+        ``family`` works: every dead-family mark of it goes)."""
         now = self._clock()
         with self._lock:
+            self._refused.pop((address, port), None)
+            if family is not None:
+                for key in [key for key in self._dead if key[1] == family]:
+                    del self._dead[key]
             record = self._touch(address, source, now)
             # RFC 6298 §2: the first sample sets SRTT and RTTVAR directly,
             # later ones are smoothed with alpha = 1/8 and beta = 1/4.
@@ -130,13 +162,51 @@ class History:
             record.failures = 0
             record.last_failure = None
 
-    def record_failure(self, address: str, source: Optional[str] = None) -> None:
-        """Remember that connecting to ``address`` failed or lost the race."""
+    def record_failure(
+        self, address: str, source: Optional[str] = None, *, port: Any = None, refused: bool = False
+    ) -> None:
+        """Remember that connecting to ``address`` failed or lost the race.
+
+        ``refused`` (with the ``port``): the port is closed, the host is up;
+        only that port is demoted.
+        """
         now = self._clock()
         with self._lock:
+            if refused:
+                key = (address, port)
+                self._refused[key] = now
+                self._refused.move_to_end(key)
+                while len(self._refused) > self.max_entries:
+                    self._refused.popitem(last=False)
+                return
             record = self._touch(address, source, now)
             record.failures += 1
             record.last_failure = now
+
+    def record_dead_family(self, name: Any, family: int) -> None:
+        """Every attempted address of ``family`` failed for ``name`` while the
+        other family connected."""
+        now = self._clock()
+        with self._lock:
+            key = (name, family)
+            self._dead[key] = now
+            self._dead.move_to_end(key)
+            while len(self._dead) > self.max_entries:
+                self._dead.popitem(last=False)
+
+    def dead_family(self, name: Any, family: int) -> bool:
+        """Is ``family`` known dead for ``name`` (or for every name: dead for
+        two names, and not seen working since)?"""
+        now = self._clock()
+        with self._lock:
+            names = 0
+            for (dead_name, dead_family), when in self._dead.items():
+                if dead_family != family or now - when > self.failure_ttl:
+                    continue
+                if dead_name == name:
+                    return True
+                names += 1
+            return names >= 2
 
     def observe_sources(self, sources: Mapping[str, Optional[str]]) -> bool:
         """Flush everything if any destination now has a different source
@@ -154,6 +224,8 @@ class History:
                     and record.source != source
                 ):
                     self._records.clear()
+                    self._refused.clear()
+                    self._dead.clear()
                     return True
         return False
 
@@ -165,6 +237,8 @@ class History:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._refused.clear()
+            self._dead.clear()
 
     # -- reading -------------------------------------------------------------
 
@@ -196,9 +270,19 @@ class History:
                 out[address] = record
         return out
 
-    def failed_recently(self, address: str) -> bool:
+    def failed_recently(self, address: str, port: Any = None) -> bool:
+        """Did ``address`` time out or prove unreachable lately (or refuse
+        ``port``)?"""
         record = self.get(address)
-        return record is not None and record.failures > 0
+        if record is not None and record.failures > 0:
+            return True
+        return port is not None and self.refused_recently(address, port)
+
+    def refused_recently(self, address: str, port: Any) -> bool:
+        now = self._clock()
+        with self._lock:
+            when = self._refused.get((address, port))
+            return when is not None and now - when <= self.failure_ttl
 
     def attempt_delay(self, address: str, default: float, lo: float, hi: float) -> float:
         """The Connection Attempt Delay after starting ``address`` (R18, R20, R21).

@@ -13,11 +13,14 @@ well-known addresses 192.0.0.170 and 192.0.0.171 at the RFC 6052 position,
 and what precedes them is the prefix), synthesize IPv6 addresses for the
 literal (RFC 6052 §2.2), and race them as if DNS had returned them.
 
-When eyeshim does this: only after connecting to an IPv4 literal has failed
-at once with "network unreachable" (or "no route").  On dual-stack and
-IPv4-only hosts that never happens, so nothing changes there and the happy
-path pays nothing; on an IPv6-only host it costs one ``ipv4only.arpa``
-lookup per prefix lifetime.
+When eyeshim does this: only on a host without a usable IPv4 route, found
+out the way source addresses are (a UDP ``connect()`` to the IPv4 address:
+no packet is sent, and the kernel says "network unreachable"), and only
+after connecting to the IPv4 addresses has failed at once with "network
+unreachable" (or "no route").  A router's ICMP host-unreachable on a
+dual-stack host fails the connect the same way, but the route check tells
+the two apart.  So dual-stack and IPv4-only hosts never look for a prefix;
+an IPv6-only host pays one ``ipv4only.arpa`` lookup per prefix lifetime.
 
 The same fallback covers names whose answers were IPv4 only, from a
 resolver without DNS64 (§7.3, R28): see step 5 in ``connection.py``.  The
@@ -138,6 +141,13 @@ class Prefixes:
     Re-discovered when the lifetime passes (getaddrinfo reports no TTL) or
     when the IPv6 source address towards the discovered prefix changes (a
     different network).
+
+    Discovery is a DNS lookup, which can take seconds when the network's
+    DNS is unwell, so it never runs in a caller's thread and never under a
+    lock anyone waits on: it runs on a thread of its own, callers wait for
+    its result at most as long as they are willing to (their timeout), and
+    concurrent callers share one discovery.  A result that arrives after a
+    caller gave up still serves the next one.
     """
 
     def __init__(
@@ -155,8 +165,12 @@ class Prefixes:
         self._value: Tuple[ipaddress.IPv6Network, ...] = ()
         self._expires = -1.0
         self._source: Optional[str] = None
+        self._discovering: Optional[threading.Event] = None
 
-    def get(self) -> Tuple[ipaddress.IPv6Network, ...]:
+    def get(self, timeout: Optional[float] = None) -> Tuple[ipaddress.IPv6Network, ...]:
+        """The prefixes, discovering them if needed and waiting at most
+        ``timeout`` seconds (None: until discovery ends); () when there are
+        none, or when discovery has not finished in time."""
         with self._lock:
             now = self._clock()
             if now < self._expires and (
@@ -164,11 +178,28 @@ class Prefixes:
                 or self._source == self._source_of(str(self._value[0].network_address))
             ):
                 return self._value
+            done = self._discovering
+            if done is None:
+                done = self._discovering = threading.Event()
+                threading.Thread(
+                    target=self._discover, args=(done,), name="eyeshim-nat64", daemon=True
+                ).start()
+        if not done.wait(timeout):
+            return ()
+        with self._lock:
+            return self._value
+
+    def _discover(self, done: threading.Event) -> None:
+        try:
             prefixes = tuple(prefixes_from_answers(self._lookup()))
-            self._value = prefixes
-            self._expires = now + self.lifetime
-            self._source = self._source_of(str(prefixes[0].network_address)) if prefixes else None
-            return prefixes
+            source = self._source_of(str(prefixes[0].network_address)) if prefixes else None
+        except Exception:
+            prefixes, source = (), None
+        with self._lock:
+            self._value, self._source = prefixes, source
+            self._expires = self._clock() + self.lifetime
+            self._discovering = None
+        done.set()
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread."""

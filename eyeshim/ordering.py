@@ -29,7 +29,18 @@ from __future__ import annotations
 import ipaddress
 import operator
 import socket
-from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Tuple, TypeVar
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Hashable,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
 from . import sorting
 from .addrinfo import AddrInfo, address_of
@@ -56,10 +67,13 @@ class Orderer:
         history: Optional[History],
         first_address_family_count: int = 1,
         find_source: Optional[SourceFinder] = None,
+        name: Any = None,
     ) -> None:
         self.policy = policy
         self.history = history
         self.fafc = first_address_family_count
+        #: the name being connected to (the history knows dead families per name)
+        self.name = name
         if find_source is None:
             from .state import STATE
 
@@ -116,7 +130,16 @@ class Orderer:
                 history.observe_sources(sources)
             records = history.snapshot(list(by_address))
 
-        failed = frozenset(a for a, record in records.items() if record.failures > 0)
+        failed = frozenset(
+            address
+            for address, info in by_address.items()
+            if history is not None
+            and (
+                (address in records and records[address].failures > 0)
+                or history.refused_recently(address, info[4][1])
+                or history.dead_family(self.name, info[0])
+            )
+        )
 
         family_used: Dict[int, bool] = {}
         best_rtt: Dict[int, int] = {}
@@ -143,7 +166,7 @@ class Orderer:
             by_address,
             sources,
             self.policy,
-            failed.__contains__ if records else None,
+            failed.__contains__ if failed else None,
             history_key if records else None,
         )
         plan.failed = failed
@@ -155,16 +178,22 @@ class Orderer:
         )
         return plan
 
-    def __call__(self, infos: List[AddrInfo]) -> List[AddrInfo]:
+    def __call__(self, infos: List[AddrInfo], attempted: Sequence[int] = ()) -> List[AddrInfo]:
+        """``infos`` in the order to try them.
+
+        ``attempted`` are the families of the attempts a race has already
+        started, in order: addresses that arrive late continue the
+        interleaving from there (a late A answer goes next when an IPv6
+        attempt is running) instead of starting it afresh behind the
+        preferred family.
+        """
         if len(infos) < 2:
             return list(infos)
         plan = self._plan(infos, observe=True)
         by_address, failed = plan.by_address, plan.failed
         usable = [by_address[a] for a in plan.ordered if a not in failed]
         broken = [by_address[a] for a in plan.ordered if a in failed]
-        result = interleave(usable, self.fafc, family=_family) + interleave(
-            broken, self.fafc, family=_family
-        )
+        result = self._interleave(usable, attempted) + self._interleave(broken, attempted)
         # Kept for explain(), which the race calls right after this when
         # someone records events: explaining with the history as it was
         # when sorting is what makes the explanation true.  Costs one
@@ -172,6 +201,39 @@ class Orderer:
         plan.result = [address_of(info) for info in result]
         self._last_plan = plan
         return result
+
+    def _interleave(self, infos: List[AddrInfo], attempted: Sequence[int]) -> List[AddrInfo]:
+        if not attempted or len(infos) < 2:
+            return interleave(infos, self.fafc, family=_family)
+        first = _family_of(attempted[0])
+        if len(attempted) < self.fafc and all(_family_of(f) == first for f in attempted):
+            # Still inside the First Address Family Count.
+            want, count = first, self.fafc - len(attempted)
+        else:
+            want, count = (
+                (
+                    socket.AF_INET
+                    if _family_of(attempted[-1]) == socket.AF_INET6
+                    else socket.AF_INET6
+                ),
+                1,
+            )
+        leading = [info for info in infos if _family(info) == want]
+        if not leading:
+            return interleave(infos, self.fafc, family=_family)
+        rest = [info for info in infos if _family(info) != want]
+        return interleave(leading + rest, count, family=_family)
+
+    def stock_order(self, infos: List[AddrInfo]) -> List[AddrInfo]:
+        """``infos`` in the order the stdlib would try them: the RFC 6724 sort
+        alone (``getaddrinfo``'s order), without history or interleaving.
+        What the race reports when everything failed follows this order, so
+        the error a caller sees never depends on what the history knew."""
+        by_address = {address_of(info): info for info in infos}
+        ordered = sorting.sort_destinations(
+            [(address, self.source_of(info)) for address, info in by_address.items()], self.policy
+        )
+        return [by_address[str(address)] for address in ordered]
 
     def describe(self, infos: List[AddrInfo]) -> Tuple[Dict[str, Dict[str, Any]], List[str]]:
         """For the race's events: what the history knew of each address of
@@ -265,7 +327,10 @@ class _Plan:
 
 
 def _family(info: AddrInfo) -> Any:
-    family = info[0]
+    return _family_of(info[0])
+
+
+def _family_of(family: int) -> int:
     return socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET
 
 

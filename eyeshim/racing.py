@@ -16,11 +16,14 @@ written down by ``connection.py``'s remember step.  The rules enforced here,
 with their checklist IDs:
 
 * Attempts start one at a time (R15): the next one after the Connection
-  Attempt Delay (R18, from history when there is some), or at once when a
-  running attempt fails -- but never within 10 ms of the previous start
-  (R19), so an address that refuses instantly cannot turn the race into a
-  SYN flood.  An earlier attempt is never aborted because a later one
-  starts: on a high-latency link the first SYN may simply be slow.
+  Attempt Delay (R18, from history when there is some; never below 10 ms,
+  R19), or at once when a failure leaves no attempt running: a refusal or
+  an unreachable route is an answer, not a lost packet, and waiting after
+  it would only make eyeshim slower than the stdlib.  An earlier attempt is
+  never aborted because a later one starts: on a high-latency link the
+  first SYN may simply be slow.
+* The caller's timeout bounds each attempt from its own start, as it bounds
+  each ``connect()`` in the stdlib; an attempt that times out has failed.
 * The first success wins; every other socket is closed at once (R16),
   including one that completed in the same poll.
 * Whatever happens -- success, failure, timeout, KeyboardInterrupt -- every
@@ -45,7 +48,6 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name
-from .config import ATTEMPT_DELAY_FLOOR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -58,14 +60,14 @@ __all__ = ["Attempt", "Connector", "Outcome", "Race", "SocketConnector", "failur
 class Attempt:
     """One connection attempt: the address, when it started, how it ended."""
 
-    __slots__ = ("address", "ended", "error", "handle", "info", "result", "started")
+    __slots__ = ("address", "deadline", "ended", "error", "handle", "info", "result", "started")
 
     #: ``result`` values: how the attempt ended.
     RUNNING, CONNECTED, FAILED, TIMED_OUT, LOST, ABANDONED = (
         "running",
         "connected",
         "failed",  # the connect failed: refused, unreachable, ...
-        "timed out",  # still pending when the caller's timeout passed
+        "timed out",  # still pending when the caller's timeout, from its start, passed
         "lost",  # still pending when a later-started attempt won
         "abandoned",  # started after the winner, closed when it won
     )
@@ -75,6 +77,8 @@ class Attempt:
         self.address = address_of(info)
         self.handle = handle
         self.started = math.nan
+        #: when the caller's timeout ends this attempt (None: never)
+        self.deadline: Optional[float] = None
         self.ended = math.nan
         self.result = Attempt.RUNNING
         self.error: Optional[BaseException] = None
@@ -105,6 +109,11 @@ _IN_PROGRESS = frozenset(
 _IP_BIND_ADDRESS_NO_PORT = getattr(
     socket, "IP_BIND_ADDRESS_NO_PORT", 24 if sys.platform.startswith("linux") else None
 )
+
+
+# select() and poll() reject timeouts past about 24.8 days (2**31 ms); a
+# caller may well pass 1e9 seconds to mean "no timeout".
+_LONGEST_WAIT = 86400.0
 
 
 class Connector(Protocol):
@@ -168,13 +177,16 @@ class SocketConnector:
             # must precede bind(), and urllib3 applies them first too.
             if self._prepare_socket is not None:
                 self._prepare_socket(sock)
-            if self._source_address:
-                if _IP_BIND_ADDRESS_NO_PORT is not None and not self._source_address[1]:
+            source = self._source_address
+            if source:
+                if _IP_BIND_ADDRESS_NO_PORT is not None and len(source) == 2 and not source[1]:
                     try:
                         sock.setsockopt(socket.IPPROTO_IP, _IP_BIND_ADDRESS_NO_PORT, 1)
                     except OSError:
                         pass  # an optimisation only
-                sock.bind(self._source_address)
+                # bind() raises for a malformed source_address exactly as in
+                # the stdlib (TypeError, not OSError: the race stops there).
+                sock.bind(source)
         except BaseException:
             sock.close()
             raise
@@ -197,6 +209,8 @@ class SocketConnector:
     def wait(
         self, timeout: Optional[float], inbox: Optional[Inbox]
     ) -> List[Tuple[Attempt, Optional[OSError]]]:
+        if timeout is not None and timeout > _LONGEST_WAIT:
+            timeout = _LONGEST_WAIT  # the caller's loop simply waits again
         selector = self._selector
         if selector is None or not selector.get_map():
             if inbox is not None:
@@ -299,7 +313,15 @@ class Outcome:
 
 
 class Race:
-    """One Happy Eyeballs race: ``run()`` tries ``candidates`` until one connects."""
+    """One Happy Eyeballs race: ``run()`` tries ``candidates`` until one connects.
+
+    Time, as the stdlib defines it: the caller's timeout bounds each attempt
+    from that attempt's own start, as it bounds each ``connect()`` of the
+    stdlib's loop; it bounds neither name resolution nor the race as a
+    whole.  An attempt that times out has failed, and the next address is
+    tried at once.  The race ends when an attempt connects, or when every
+    address has been tried and has failed and no lookup is pending.
+    """
 
     def __init__(self, dial: Dial, candidates: Candidates) -> None:
         self.dial = dial
@@ -308,17 +330,18 @@ class Race:
         self._trace = dial.trace
         self._outcome = Outcome()
         self._running: List[Attempt] = []
-        self._errors: List[BaseException] = []
-        self._last_start: Optional[float] = None
+        # (address, error) of every failure, including sockets that failed
+        # before connect() (those never became attempts)
+        self._failures: List[Tuple[AddrInfo, BaseException]] = []
         self._next_start = -math.inf
 
     # -- attempts ------------------------------------------------------------
 
     def _may_start(self, now: float) -> bool:
-        if self._last_start is None:
-            return True
-        if now < self._last_start + ATTEMPT_DELAY_FLOOR:
-            return False  # R19, even when the previous attempt failed at once
+        # While attempts are in flight, the Connection Attempt Delay timer
+        # paces the starts (R15); it is never below 10 ms (R19: Config
+        # enforces it).  A failure frees its slot (see _failed): a refusal is
+        # an answer, not a lost packet, and the stdlib would move on at once.
         return not self._running or now >= self._next_start
 
     def _attempt_delay(self, address: str) -> float:
@@ -350,14 +373,15 @@ class Race:
                     elapsed=0.0,
                     before_connect=True,
                 )
-            self._errors.append(exc)
+            self._failures.append((info, exc))
             return None
         # The clock again, not the loop's: sorting (and explaining, when
         # someone records events) happened since, and must not count as RTT.
         now = self.connector.now()
         attempt.started = now
+        timeout = self.dial.timeout
+        attempt.deadline = None if timeout is None else now + timeout
         self._outcome.attempts.append(attempt)
-        self._last_start = now
         delay = self._attempt_delay(attempt.address)
         if self._trace is not None:
             self._trace(
@@ -377,8 +401,10 @@ class Race:
         self._running.append(attempt)
         return attempt if connected else None
 
-    def _failed(self, attempt: Attempt, error: BaseException, now: float) -> None:
-        attempt.result, attempt.error, attempt.ended = Attempt.FAILED, error, now
+    def _failed(
+        self, attempt: Attempt, error: BaseException, now: float, result: str = Attempt.FAILED
+    ) -> None:
+        attempt.result, attempt.error, attempt.ended = result, error, now
         if self._trace is not None:
             self._trace(
                 events.AttemptFailed,
@@ -387,10 +413,23 @@ class Race:
                 error=str(error),
                 elapsed=now - attempt.started,
             )
-        self._errors.append(error)
-        # A failure hands over to the next attempt immediately (the 10 ms
-        # floor still applies in _may_start).
+        self._failures.append((attempt.info, error))
+        # A failure frees its slot: the next address is tried at once.
         self._next_start = min(self._next_start, now)
+
+    def _expire(self, now: float) -> None:
+        """Fail the attempts whose own timeout has passed."""
+        for attempt in [a for a in self._running if a.deadline is not None and now >= a.deadline]:
+            self._running.remove(attempt)
+            self.connector.discard(attempt)
+            self._failed(attempt, self._timeout_error(), now, Attempt.TIMED_OUT)
+
+    def _timeout_error(self) -> OSError:
+        if self.dial.timeout == 0:
+            # timeout=0 is a non-blocking socket: the stdlib's connect()
+            # raises "in progress" at once.
+            return BlockingIOError(errno.EINPROGRESS, os.strerror(errno.EINPROGRESS))
+        return socket.timeout("timed out")
 
     def _win(self, winners: List[Attempt], now: float) -> None:
         # Several attempts can complete within one poll: the one that started
@@ -419,26 +458,28 @@ class Race:
     # -- outcome -------------------------------------------------------------
 
     def _fail(self) -> None:
+        """Every address failed (or none resolved): decide what to raise.
+
+        The stdlib raises the error of the last address it tried, in
+        ``getaddrinfo``'s order, and with ``all_errors`` every error in that
+        order.  The race tried the addresses in another order (interleaved,
+        history first) and concurrently, so the errors are put back into the
+        order the stdlib would have met them: what a caller sees (refused
+        or timed out, say) is then what it would have seen without eyeshim,
+        whatever the history knew.
+        """
         outcome = self._outcome
         error = self.candidates.resolution_error()
         if error is not None:
             outcome.kind, outcome.error = "resolve failed", error
             return
-        errors, self._errors = self._errors, []
+        failures, self._failures = self._failures, []
+        by_key = {_key(info): exc for info, exc in failures}
+        ordered = self.candidates.stock_order([info for info, _ in failures])
+        errors = [by_key[_key(info)] for info in ordered]
+        if all(isinstance(e, socket.timeout) for e in errors):
+            outcome.kind = "timeout"
         outcome.error = failure(errors, self.dial.all_errors)
-
-    def _time_out(self, now: float) -> None:
-        outcome = self._outcome
-        outcome.kind = "timeout"
-        for attempt in self._running:
-            attempt.result, attempt.ended = Attempt.TIMED_OUT, now
-            self._errors.append(socket.timeout("timed out"))
-        self._running = []
-        errors, self._errors = self._errors, []
-        if self.dial.all_errors and errors:
-            outcome.error = failure(errors, True)
-        else:
-            outcome.error = socket.timeout("timed out")
 
     # -- the loop ------------------------------------------------------------
 
@@ -456,13 +497,11 @@ class Race:
     def _loop(self) -> None:
         connector = self.connector
         candidates = self.candidates
-        deadline = self.dial.deadline
         while True:
             now = connector.now()
             candidates.update(now)
-            if deadline is not None and now >= deadline:
-                self._time_out(now)  # before starting anything: no SYN after the deadline
-                return
+            if self._running:
+                self._expire(now)
             if candidates.ready and self._may_start(now):
                 winner = self._start_next()
                 if winner is not None:
@@ -491,15 +530,15 @@ class Race:
                 return
 
     def _next_wakeup(self) -> Optional[float]:
-        times = []
-        if self.dial.deadline is not None:
-            times.append(self.dial.deadline)
+        times = [a.deadline for a in self._running if a.deadline is not None]
         if self.candidates.ready:
-            assert self._last_start is not None
-            floor = self._last_start + ATTEMPT_DELAY_FLOOR
-            times.append(floor if not self._running else max(floor, self._next_start))
+            times.append(self._next_start)
         else:
             gate = self.candidates.wake_time()
             if gate is not None:
                 times.append(gate)
         return min(times) if times else None
+
+
+def _key(info: AddrInfo) -> Tuple[Any, ...]:
+    return (info[0], info[4])

@@ -2,176 +2,299 @@
 
 ``getaddrinfo`` blocks and cannot be cancelled, and a single ``AF_UNSPEC``
 call returns only when *both* families have answered: one slow or lost AAAA
-reply holds up a perfectly good A answer for seconds (see
-docs/design.md).  RFC 8305 §3 explicitly allows a synchronous platform to
-issue "two separate synchronous queries on different threads", so that is
-what this module provides: one ``getaddrinfo`` per family, each on a thread
-of a small shared pool, each answer handed to the race the moment it
-arrives.  *Which* lookups a race starts, and what it does with the answers,
-is ``candidates.py``'s business; this module is only the mechanism.
+reply holds up a perfectly good A answer for seconds (see docs/design.md).
+RFC 8305 §3 explicitly allows a synchronous platform to issue "two separate
+synchronous queries on different threads", so that is what this module
+provides: one ``getaddrinfo`` per family, each on a thread, each answer
+handed to the race the moment it arrives.  *Which* lookups a race starts,
+and what it does with the answers, is ``candidates.py``'s business; this
+module is only the mechanism.
 
-The pool is bounded (a burst of connections must not become a burst of
-threads), created lazily (importing eyeshim starts nothing), owned by
-``state.STATE`` (so a forked child gets a fresh, empty pool rather than the
-parent's dead threads and held locks) and lets idle threads exit after a
-short linger.  Threads are daemons: a lookup that hangs must never keep the
-interpreter from exiting.
+How the threads behave, and why:
+
+* **Shared, not queued.**  Races asking for the same name, port and family
+  while a lookup is in flight join it instead of starting another: 64
+  threads connecting to one host make two lookups, not 128.
+* **No thread outlives its work.**  A thread runs one lookup (or, when
+  lookups are waiting for a free thread, the next one) and exits; when the
+  race returns, the threads of its finished lookups have been joined, so
+  ``threading.active_count()`` is what it was and a ``fork()`` right after
+  finds no thread (a thread inside ``getaddrinfo`` at ``fork()`` can leave
+  glibc's locks held in the child).  ``resolver_idle_timeout`` lets threads
+  wait for more work instead, for programs that prefer warm threads.
+* **Bounded, for lookups somebody waits for.**  At most
+  ``resolver_threads`` threads run lookups that a race still wants; more
+  wait in a queue.  A lookup every race has given up on (the race was won,
+  the caller interrupted) stops counting against the bound: ``getaddrinfo``
+  cannot be cancelled, so its thread runs on, but it must not make other
+  callers wait.  A hard cap (four times the bound) still limits threads
+  when DNS hangs for everyone.
+* Threads are daemons: a hung lookup never keeps the interpreter from
+  exiting.  The lookups in flight are owned by ``state.STATE``, which gives
+  a forked child none (their answers would never arrive there).
 """
 
 from __future__ import annotations
 
 import collections
+import copy
+import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Protocol
 
 from .addrinfo import AddrInfo, Host, Port
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Deque, Dict, List, Optional, Protocol
+
+    Deliver = Callable[["Answer"], None]
+else:
+    Protocol = object
 
 __all__ = [
     "Answer",
     "AnswerCache",
+    "Lookup",
     "Lookups",
     "Resolver",
-    "ResolverPool",
     "ThreadedResolver",
+    "fresh",
 ]
 
 
-class Answer(NamedTuple):
-    """One family's answer: the addresses, or the error getaddrinfo raised."""
+class Answer:
+    """One family's answer: the addresses, or the error; and the name that
+    answered (``AI_CANONNAME``), when the resolver knows it."""
 
-    family: int
-    infos: List[AddrInfo]
-    error: Optional[BaseException]
+    __slots__ = ("error", "family", "infos", "name")
+
+    def __init__(
+        self,
+        family: int,
+        infos: List[AddrInfo],
+        error: Optional[BaseException] = None,
+        name: Optional[str] = None,
+    ) -> None:
+        self.family = family
+        self.infos = infos
+        self.error = error
+        self.name = name
+
+    def __repr__(self) -> str:
+        what = f"error={self.error!r}" if self.error is not None else f"{len(self.infos)} infos"
+        return f"Answer({self.family}, {what}, name={self.name!r})"
+
+
+def fresh(error: Optional[BaseException]) -> Optional[BaseException]:
+    """A new exception equal to ``error`` (same type, args, errno), without
+    its traceback: one shared exception object raised again and again keeps
+    growing its traceback."""
+    if error is None:
+        return None
+    try:
+        return copy.copy(error).with_traceback(None)
+    except Exception:  # an exception class that cannot be copied: rare, keep it
+        return error
 
 
 class Resolver(Protocol):
-    """What the racer needs from a resolver (tests substitute a fake one)."""
+    """What a race needs from a resolver (tests substitute a fake one)."""
 
-    def resolve(
-        self,
-        host: Host,
-        port: Port,
-        family: int,
-        deliver: Callable[[Answer], None],
-    ) -> Callable[[], None]:
+    def resolve(self, host: Host, port: Port, family: int, deliver: Deliver) -> Callable[[], None]:
         """Start looking up ``host`` for ``family``; call ``deliver`` exactly
-        once with the answer, from any thread.  Return a function that
-        cancels the lookup if it has not started yet."""
+        once with the answer, from any thread.  Return a function the race
+        calls when it no longer wants the answer."""
         ...
 
 
-class _Job:
-    __slots__ = ("cancelled", "func")
+class Lookup:
+    """One ``getaddrinfo`` call, shared by every race waiting for it."""
 
-    def __init__(self, func: Callable[[], None]) -> None:
-        self.func = func
-        self.cancelled = False
+    __slots__ = ("abandoned", "decided", "done", "exits", "key", "receivers", "run", "thread")
 
-    def cancel(self) -> None:
-        # Only a job still waiting in the queue can be cancelled: a running
-        # getaddrinfo cannot be interrupted, and its answer is simply ignored.
-        self.cancelled = True
+    def __init__(self, key: Any, run: Callable[[], Answer]) -> None:
+        self.key = key
+        self.run = run
+        self.receivers: List[Deliver] = []
+        self.thread: Optional[threading.Thread] = None
+        self.done = False
+        #: every race waiting for it has gone
+        self.abandoned = False
+        #: released once its thread, after the lookup, knows what it does next
+        self.decided = threading.Lock()
+        self.decided.acquire()
+        #: ... which is to exit
+        self.exits = False
 
 
-class ResolverPool:
-    """A bounded, lazily grown pool of daemon threads (``state.STATE`` replaces
-    it with a fresh one in a forked child)."""
+class Lookups:
+    """The process's lookups in flight and the threads running them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
-        self._queue: Deque[_Job] = collections.deque()
-        self._threads = 0
-        self._idle = 0
-
-    def submit(
-        self, func: Callable[[], None], max_threads: int, idle_timeout: float
-    ) -> Callable[[], None]:
-        """Run ``func`` on a pool thread; return a cancel function."""
-        job = _Job(func)
-        with self._lock:
-            self._queue.append(job)
-            if self._idle >= len(self._queue):
-                self._work.notify()
-            elif self._threads < max_threads:
-                self._threads += 1
-                try:
-                    thread = threading.Thread(
-                        target=self._worker,
-                        args=(idle_timeout,),
-                        name="eyeshim-resolver",
-                        daemon=True,
-                    )
-                    thread.start()
-                except BaseException:
-                    self._threads -= 1
-                    self._queue.remove(job)
-                    raise
-            # else: every thread is busy and the bound is reached; the job
-            # waits for the first thread that finishes.
-        return job.cancel
-
-    def _worker(self, idle_timeout: float) -> None:
-        lock = self._lock
-        work = self._work
-        while True:
-            with lock:
-                if not self._queue:
-                    self._idle += 1
-                    work.wait(idle_timeout)
-                    self._idle -= 1
-                    if not self._queue:
-                        self._threads -= 1
-                        return
-                job = self._queue.popleft()
-            if not job.cancelled:
-                job.func()
+        self._inflight: Dict[Any, Lookup] = {}
+        self._queue: Deque[Lookup] = collections.deque()
+        self._threads = 0  # alive
+        self._wanted = 0  # running a lookup some race still waits for
+        self._idle = 0  # waiting for work (only with an idle timeout)
 
     @property
     def thread_count(self) -> int:
-        """Threads alive in the pool right now (for tests and status)."""
+        """Resolver threads alive right now."""
         with self._lock:
             return self._threads
 
-
-class Lookups:
-    """The process's resolver threads and the lookups they are running.
-
-    Owned by ``state.STATE``: a forked child gets a new one, because the
-    parent's threads (and the answers they would have delivered) do not
-    exist there.
-    """
-
-    def __init__(self) -> None:
-        self.pool = ResolverPool()
-        self._lock = threading.Lock()
-        # (name, port, family) -> receivers of the answer of the lookup in flight
-        self._inflight: Dict[Any, List[Callable[[Answer], None]]] = {}
-
-    def join(self, key: Any, deliver: Callable[[Answer], None]) -> bool:
-        """Wait for the lookup of ``key`` already in flight, if there is one;
-        otherwise mark one as started.  True when joined."""
+    def start(
+        self,
+        key: Any,
+        run: Callable[[], Answer],
+        deliver: Deliver,
+        max_threads: int,
+        idle_timeout: float = 0.0,
+    ) -> Lookup:
+        """Deliver ``run()``'s answer to ``deliver``: join the lookup of
+        ``key`` in flight, or start one."""
         with self._lock:
-            waiting = self._inflight.get(key)
-            if waiting is not None:
-                waiting.append(deliver)
-                return True
-            self._inflight[key] = [deliver]
-            return False
+            lookup = self._inflight.get(key)
+            if lookup is not None:
+                lookup.receivers.append(deliver)
+                return lookup
+            lookup = self._inflight[key] = Lookup(key, run)
+            lookup.receivers.append(deliver)
+            self._queue.append(lookup)
+            self._dispatch(max_threads, idle_timeout)
+        return lookup
 
-    def finish(self, key: Any) -> List[Callable[[Answer], None]]:
-        """The receivers of ``key``'s lookup, which is no longer in flight."""
-        with self._lock:
-            return self._inflight.pop(key, [])
+    def _dispatch(self, max_threads: int, idle_timeout: float) -> None:
+        """Hand queued lookups to idle or new threads, within the bounds
+        (called with the lock held)."""
+        while self._queue and self._queue[0].abandoned:
+            self._inflight.pop(self._queue.popleft().key, None)
+        if not self._queue:
+            return
+        if self._idle:
+            self._work.notify()
+            return
+        if self._wanted >= max_threads or self._threads >= 4 * max_threads:
+            return  # the first thread to finish takes it
+        lookup = self._queue.popleft()
+        self._wanted += 1
+        self._threads += 1
+        thread = threading.Thread(
+            target=self._worker,
+            args=(lookup, max_threads, idle_timeout),
+            name="eyeshim-resolver",
+            daemon=True,
+        )
+        lookup.thread = thread
+        try:
+            thread.start()
+        except BaseException:
+            # Not started (out of threads, or an interrupt): nothing runs it.
+            self._wanted -= 1
+            self._threads -= 1
+            lookup.thread = None
+            self._queue.appendleft(lookup)
+            raise
 
-    def leave(self, key: Any, deliver: Callable[[Answer], None]) -> None:
-        """``deliver`` no longer wants the answer (its race is over)."""
+    def _worker(self, lookup: Optional[Lookup], max_threads: int, idle_timeout: float) -> None:
+        while lookup is not None:
+            answer = lookup.run()
+            with self._lock:
+                self._inflight.pop(lookup.key, None)
+                receivers, lookup.receivers = lookup.receivers, []
+                lookup.done = True
+                if not lookup.abandoned:
+                    self._wanted -= 1
+            try:
+                for deliver in receivers:
+                    deliver(answer)
+            finally:
+                finished = lookup
+                lookup = self._next(max_threads, idle_timeout)
+                finished.exits = lookup is None
+                finished.decided.release()
+
+    def _next(self, max_threads: int, idle_timeout: float) -> Optional[Lookup]:
+        """The next queued lookup for this thread, or None: it exits."""
         with self._lock:
-            receivers = self._inflight.get(key)
-            if receivers is not None and deliver in receivers:
-                receivers.remove(deliver)
+            deadline = None
+            while True:
+                while self._queue and self._queue[0].abandoned:
+                    self._inflight.pop(self._queue.popleft().key, None)
+                if self._queue and self._wanted < max_threads:
+                    lookup = self._queue.popleft()
+                    lookup.thread = threading.current_thread()
+                    self._wanted += 1
+                    return lookup
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + idle_timeout
+                if now >= deadline:
+                    self._threads -= 1
+                    return None
+                self._idle += 1
+                try:
+                    self._work.wait(deadline - now)
+                finally:
+                    self._idle -= 1
+
+    def leave(self, lookup: Lookup, deliver: Deliver, max_threads: int) -> None:
+        """``deliver``'s race no longer wants ``lookup``'s answer."""
+        with self._lock:
+            if deliver in lookup.receivers:
+                lookup.receivers.remove(deliver)
+            if lookup.receivers or lookup.done or lookup.abandoned:
+                return
+            lookup.abandoned = True
+            if lookup.thread is None:  # still queued: it never runs
+                self._inflight.pop(lookup.key, None)
+                try:
+                    self._queue.remove(lookup)
+                except ValueError:
+                    pass
+                return
+            # Running: its thread goes on (getaddrinfo cannot be stopped) but
+            # no longer holds a place that waiting lookups need.
+            self._inflight.pop(lookup.key, None)
+            self._wanted -= 1
+            self._dispatch(max_threads, 0.0)
+
+    def settle(self, lookup: Lookup, bound: float = 1.0) -> None:
+        """Wait (briefly) for the thread of a finished ``lookup`` to exit, so
+        that nothing of a returned call is still running.  A thread that went
+        on to another lookup, or one still inside ``getaddrinfo``, is left
+        alone."""
+        thread = lookup.thread
+        if not lookup.done or thread is None or thread is threading.current_thread():
+            return
+        if lookup.decided.acquire(timeout=bound):
+            lookup.decided.release()
+            if lookup.exits:
+                thread.join(bound)
+                _wait_for_exit(thread, bound)
+
+
+def _wait_for_exit(thread: threading.Thread, bound: float) -> None:
+    """After ``join()`` the thread's Python side is done, but the kernel thread
+    lingers for some microseconds; ``fork()`` (and Python 3.12's warning about
+    forking a multi-threaded process) counts kernel threads.  On Linux, wait
+    until it is gone."""
+    native_id = getattr(thread, "native_id", None)
+    if native_id is None or not _TASKS:
+        return
+    path = f"{_TASKS}/{native_id}"
+    deadline = time.monotonic() + bound
+    pause = 0.00002
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.001)
+
+
+_TASKS = "/proc/self/task" if os.path.isdir("/proc/self/task") else ""
 
 
 class AnswerCache:
@@ -222,7 +345,9 @@ class AnswerCache:
         if self.rotate and len(infos) > 1:
             shift = hits % len(infos)
             infos = infos[shift:] + infos[:shift]
-        return Answer(answer.family, list(infos), answer.error)
+        # A fresh exception per hit: raising the cached object itself would
+        # grow its traceback by a few frames on every call.
+        return Answer(answer.family, list(infos), fresh(answer.error), answer.name)
 
     def put(self, key: Any, answer: Answer) -> None:
         lifetime = self.ttl if answer.error is None and answer.infos else self.negative_ttl
@@ -254,18 +379,20 @@ class AnswerCache:
 
 
 class ThreadedResolver:
-    """Per-family getaddrinfo on the shared pool, optionally cached.
+    """Per-family ``getaddrinfo`` on threads, optionally cached.
 
     ``getaddrinfo`` defaults to ``socket.getaddrinfo`` *as it is when the
     lookup is requested*, like the stdlib's create_connection, so a test
     double or another library's patch of it is honoured.  ``lookups``
-    defaults to the process's (``state.STATE``).
+    defaults to the process's (``state.STATE``).  Each lookup asks for the
+    canonical name (``AI_CANONNAME``): which name answered tells whether two
+    per-family answers belong together (see ``candidates.py``).
     """
 
     def __init__(
         self,
         max_threads: int = 8,
-        idle_timeout: float = 2.0,
+        idle_timeout: float = 0.0,
         getaddrinfo: Optional[Callable[..., List[AddrInfo]]] = None,
         lookups: Optional[Lookups] = None,
         cache: Optional[AnswerCache] = None,
@@ -276,48 +403,36 @@ class ThreadedResolver:
         self._lookups = lookups
         self._cache = cache
 
-    def resolve(
-        self,
-        host: Host,
-        port: Port,
-        family: int,
-        deliver: Callable[[Answer], None],
-    ) -> Callable[[], None]:
+    def resolve(self, host: Host, port: Port, family: int, deliver: Deliver) -> Callable[[], None]:
         getaddrinfo = self._getaddrinfo or socket.getaddrinfo
+        key = (_normalize(host), port, family, getaddrinfo)
+        cache = self._cache
+        if cache is not None:
+            cached = cache.get(key)
+            if cached is not None:
+                deliver(cached)
+                return _nothing
         lookups = self._lookups
         if lookups is None:
             from .state import STATE
 
             lookups = STATE.lookups()
-        cache = self._cache
-        if cache is None:
 
-            def lookup() -> None:
-                deliver(_lookup(getaddrinfo, host, port, family))
-
-            return lookups.pool.submit(lookup, self._max_threads, self._idle_timeout)
-
-        key = (_normalize(host), port, family)
-        cached = cache.get(key)
-        if cached is not None:
-            deliver(cached)
-            return _nothing
-        if lookups.join(key, deliver):
-            # The same name is being looked up for another race: share it.
-            return lambda: lookups.leave(key, deliver)
-
-        def cached_lookup() -> None:
+        def run() -> Answer:
             answer = _lookup(getaddrinfo, host, port, family)
-            cache.put(key, answer)
-            for receiver in lookups.finish(key):
-                receiver(answer)
+            if cache is not None:
+                cache.put(key, answer)
+            return answer
 
-        # Not cancellable: a lookup that outlives its race still fills the
-        # cache for the next one (RFC 8305 §5 suggests processing late
-        # replies for about a second for exactly this); the race only stops
-        # listening.
-        lookups.pool.submit(cached_lookup, self._max_threads, self._idle_timeout)
-        return lambda: lookups.leave(key, deliver)
+        lookup = lookups.start(key, run, deliver, self._max_threads, self._idle_timeout)
+        max_threads, idle = self._max_threads, self._idle_timeout
+
+        def done_with() -> None:
+            lookups.leave(lookup, deliver, max_threads)
+            if not idle:
+                lookups.settle(lookup)
+
+        return done_with
 
 
 def _nothing() -> None:
@@ -334,7 +449,23 @@ def _lookup(
     getaddrinfo: Callable[..., List[AddrInfo]], host: Host, port: Port, family: int
 ) -> Answer:
     try:
-        infos = getaddrinfo(host, port, family, socket.SOCK_STREAM)
-    except Exception as exc:  # handed to the racer as data
-        return Answer(family, [], exc)
-    return Answer(family, list(infos), None)
+        try:
+            infos = list(
+                getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_CANONNAME)
+            )
+        except TypeError:
+            # A replacement getaddrinfo (a test double, another library's
+            # patch) that takes fewer arguments: ask it the plain way.
+            return Answer(family, list(getaddrinfo(host, port, family, socket.SOCK_STREAM)))
+    except Exception as exc:  # handed to the race as data
+        # Raised in the caller's thread, it should show the caller's frames,
+        # not this thread's, as the stdlib's error would.
+        return Answer(family, [], exc.with_traceback(None))
+    name = infos[0][3] if infos and isinstance(infos[0][3], str) and infos[0][3] else None
+    # Only the first entry carries the canonical name (that is how
+    # getaddrinfo reports it); without the flag every entry has "".  The
+    # race gets entries as a plain lookup would have returned them.
+    if name is not None:
+        first = infos[0]
+        infos[0] = (first[0], first[1], first[2], "", first[4])
+    return Answer(family, infos, None, name)

@@ -12,6 +12,7 @@ resolver pool       threads running ``getaddrinfo``             dropped
 lookups in flight   races waiting on one shared lookup          dropped
 NAT64 prefixes      RFC 7050 discovery result                   kept, new lock
 policy tables       parsed gai.conf, re-read at most 1/s        kept, new lock
+resolv.conf         parsed, re-read at most 1/s                 kept
 source addresses    route look-ups, kept for a second           kept
 hosts file          the names it lists, re-read on change       kept, new lock
 counters            what races came to (``eyeshim status``)     zeroed
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
     from .candidates import HostsFile
     from .config import Config
+    from .dns.resolvconf import ResolvConf
     from .events import Counters
     from .history import History
     from .nat64 import Prefixes
@@ -116,6 +118,7 @@ class ProcessState:
         self._prefixes: Optional[Prefixes] = None
         self._policies: Dict[str, Tuple[float, PolicyTable]] = {}
         self._gai_conf: Optional[GaiConfCache] = None
+        self._resolv_conf: Optional[Tuple[float, Optional[Tuple[int, int, int]], ResolvConf]] = None
         self._sources: Optional[SourceCache] = None
         self._hosts: Optional[HostsFile] = None
         self._counters: Optional[Counters] = None
@@ -205,6 +208,27 @@ class ProcessState:
         """Parsed gai.conf files, revalidated by ``stat()``."""
         cache: GaiConfCache = self._piece("_gai_conf")
         return cache
+
+    def resolv_conf(self) -> ResolvConf:
+        """``/etc/resolv.conf`` as glibc reads it; its ``stat()`` is looked at
+        again at most once a second."""
+        now = time.monotonic()
+        cached = self._resolv_conf
+        if cached is not None and now < cached[0]:
+            return cached[2]
+        from .dns import resolvconf
+
+        try:
+            info = os.stat(resolvconf.DEFAULT_PATH)
+            stamp: Optional[Tuple[int, int, int]] = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            stamp = None
+        if cached is not None and stamp == cached[1]:
+            conf = cached[2]
+        else:
+            stamp, conf = resolvconf.load()
+        self._resolv_conf = (now + _POLICY_RECHECK, stamp, conf)
+        return conf
 
     def sources(self) -> SourceCache:
         """Source address discovery, cached for a second."""

@@ -202,12 +202,16 @@ def fake_source(address: str, port: int) -> Optional[str]:
     return SOURCES[V6 if ":" in address else V4]
 
 
-Scripted = Union[Tuple[float, List[str]], Tuple[float, BaseException], None]
+Scripted = Union[
+    Tuple[float, List[str]], Tuple[float, List[str], str], Tuple[float, BaseException], None
+]
 
 
 class FakeResolver:
-    """Answers per family: ``(ms, [addresses])``, ``(ms, exception)``, or
-    ``None`` for a lookup that never answers."""
+    """Answers per family: ``(ms, [addresses])``, ``(ms, [addresses], name)``
+    (the canonical name that answered), ``(ms, exception)``, or ``None`` for
+    a lookup that never answers.  ``socket.AF_UNSPEC`` answers the one-lookup
+    fallback with every scripted family's addresses, or as scripted."""
 
     def __init__(self, net: FakeNet, answers: Dict[int, Scripted]) -> None:
         self.net = net
@@ -221,11 +225,12 @@ class FakeResolver:
         self.queries.append((self.net.now_value, family))
         scripted = self.answers.get(family)
         if scripted is not None:
-            ms, result = scripted
+            ms, result, *name = scripted
             if isinstance(result, BaseException):
                 answer = Answer(family, [], result)
             else:
-                answer = Answer(family, [info(a, int(port)) for a in result], None)
+                infos = [info(a, int(port)) for a in result]
+                answer = Answer(family, infos, None, name[0] if name else None)
 
             def fire() -> None:
                 self.net.log.append(Event(self.net.now_value, "answer", str(family)))

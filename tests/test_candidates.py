@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, Dict
 
 import pytest
 from fakenet import (
@@ -21,6 +21,7 @@ from fakenet import (
     V6,
     FakeNet,
     drop,
+    fake_source,
     nodata,
     ok,
     refuse,
@@ -29,6 +30,8 @@ from fakenet import (
 
 from eyeshim.candidates import HostsFile, numeric_addresses
 from eyeshim.config import Config
+from eyeshim.connection import connect
+from eyeshim.dns.resolvconf import parse
 
 # -- known addresses -----------------------------------------------------------
 
@@ -212,3 +215,76 @@ def test_family_restriction_queries_only_that_family() -> None:
     assert sock.address == A1
     assert net.last_resolver.queries == [(0.0, V4)]  # type: ignore[attr-defined]
     assert net.starts() == [(3.0, A1)]
+
+
+# -- one name for both families (resolv.conf search lists) --------------------------
+
+SEARCH = parse("search lab.test example.org\n", environ={}, hostname="vm")
+
+
+def search_run(net: FakeNet, answers: Dict[int, Any], host: str = "mix") -> Any:
+    return connect(
+        (host, 80),
+        5,
+        config=Config(policy="rfc6724"),
+        resolver=net.resolver(answers),
+        connector=net,
+        history=None,
+        find_source=fake_source,
+        resolv_conf=SEARCH,
+    )
+
+
+def test_search_list_answers_for_different_names_use_the_first_candidate() -> None:
+    # "mix" has only an A record as mix.lab.test and only an AAAA record as
+    # mix.example.org.  Stock's one AF_UNSPEC lookup stops at mix.lab.test;
+    # the per-family AAAA walk went on to another host, which must not win.
+    net = FakeNet()
+    net.behave(S1, ok(1))
+    net.behave(A1, ok(5))
+    sock = search_run(net, {V6: (0, [S1], "mix.example.org"), V4: (20, [A1], "mix.lab.test")})
+    assert sock.address == A1
+    assert net.starts() == [(20.0, A1)]  # the AAAA answer waited for A, then was dropped
+
+
+def test_search_list_answer_from_the_first_candidate_goes_at_once() -> None:
+    net = FakeNet()
+    net.behave(S1, ok(1))
+    sock = search_run(net, {V6: (0, [S1], "mix.lab.test"), V4: None})
+    assert sock.address == S1
+    assert net.starts() == [(0.0, S1)]  # no earlier name could answer for A
+
+
+def test_search_list_same_name_for_both_families_races_both() -> None:
+    net = FakeNet()
+    net.behave(S1, drop())
+    net.behave(A1, ok(1))
+    sock = search_run(net, {V6: (0, [S1], "mix.example.org"), V4: (30, [A1], "mix.example.org")})
+    assert sock.address == A1
+    assert net.starts() == [(30.0, S1), (280.0, A1)]
+
+
+def test_search_list_cname_targets_that_differ_ask_once_for_both_families() -> None:
+    # Canonical names that are CNAME targets say nothing about which search
+    # candidate answered: ask the way the stdlib does, once for both families.
+    net = FakeNet()
+    net.behave(A2, ok(1))
+    answers = {
+        V6: (0, [S1], "cdn-a.example.net"),
+        V4: (0, [A1], "cdn-b.example.net"),
+        socket.AF_UNSPEC: (5, [A2]),
+    }
+    sock = search_run(net, answers)
+    assert sock.address == A2
+    assert net.last_resolver is not None
+    assert [f for _, f in net.last_resolver.queries] == [V6, V4, socket.AF_UNSPEC]
+
+
+def test_names_with_enough_dots_are_tried_as_they_are_first() -> None:
+    assert SEARCH.candidates("mix") == ["mix.lab.test", "mix.example.org", "mix"]
+    assert SEARCH.candidates("www.example.com") == [
+        "www.example.com",
+        "www.example.com.lab.test",
+        "www.example.com.example.org",
+    ]
+    assert SEARCH.candidates("absolute.") == ["absolute"]

@@ -8,13 +8,15 @@ started, what was left open), not speed; speed lives in benchmarks/.
 
 from __future__ import annotations
 
+import decimal
 import os
 import socket
 import sys
 import threading
 import time
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
+import numpy as np
 import pytest
 
 import eyeshim
@@ -58,9 +60,9 @@ class SpyConnector(SocketConnector):
 
 def wait_for_pool_to_drain(bound: float = 5.0) -> int:
     deadline = time.monotonic() + bound
-    while STATE.lookups().pool.thread_count and time.monotonic() < deadline:
+    while STATE.lookups().thread_count and time.monotonic() < deadline:
         time.sleep(0.02)
-    return STATE.lookups().pool.thread_count
+    return STATE.lookups().thread_count
 
 
 @needs_proc
@@ -196,7 +198,7 @@ def test_ip_literal_and_hosts_file_names_use_no_thread(
     def no_threads(*args: Any, **kw: Any) -> Any:
         raise AssertionError("the resolver pool was used")
 
-    monkeypatch.setattr(STATE.lookups().pool, "submit", no_threads)
+    monkeypatch.setattr(STATE.lookups(), "start", no_threads)
     with eyeshim.create_connection(("127.0.0.1", lab.port), 5) as sock:
         assert sock.getpeername()[0] == "127.0.0.1"
     if "localhost" in STATE.hosts():
@@ -223,7 +225,7 @@ def test_a_slow_lookup_never_blocks_the_caller(
             assert sock.getpeername()[0] == "127.0.0.1"
         # Resolution Delay (50 ms) then IPv4, while the AAAA thread still hangs.
         assert time.monotonic() - started < 2.0
-        assert STATE.lookups().pool.thread_count >= 1
+        assert STATE.lookups().thread_count >= 1
     finally:
         released.set()
     assert wait_for_pool_to_drain() == 0
@@ -231,7 +233,11 @@ def test_a_slow_lookup_never_blocks_the_caller(
 
 BAD_INPUTS = [
     (("127.0.0.1", 1), "x"),  # timeout of the wrong type
-    (("127.0.0.1", 1), -1),  # negative timeout
+    (("127.0.0.1", 1), decimal.Decimal("1.5")),  # not a float, no __index__
+    (("127.0.0.1", 1), float("nan")),
+    (("127.0.0.1", 1), 1e10),  # past what a socket timeout can hold
+    (("127.0.0.1", 1), 10**10),
+    (("localhost", 1), -1),  # negative timeout, for a name too
     (("127.0.0.1",), 1),  # address missing its port
     ("127.0.0.1", 1),  # address not a tuple
     (("127.0.0.1", "no-such-service-name"), 1),
@@ -247,6 +253,157 @@ def test_bad_input_raises_what_the_stdlib_raises(address: Any, timeout: Any) -> 
     with pytest.raises(Exception) as ours:
         eyeshim.create_connection(address, timeout)
     assert type(ours.value) is type(stock.value)
+    if isinstance(stock.value, (TypeError, ValueError, OverflowError)):
+        assert str(ours.value) == str(stock.value)
+
+
+@pytest.mark.parametrize("timeout", [True, 5, np.int64(5), np.float64(2.5), 1e9, 0.5])
+def test_timeouts_the_stdlib_accepts_are_accepted(timeout: Any) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout) as stock:
+            expected = stock.gettimeout()
+        for host in ("127.0.0.1", "localhost"):
+            with eyeshim.create_connection((host, port), timeout) as sock:
+                assert sock.gettimeout() == expected
+
+
+def test_source_address_of_the_wrong_shape_raises_like_the_stdlib() -> None:
+    with pytest.raises(TypeError) as stock:
+        socket.create_connection(("localhost", 9), 1, (None,))  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as ours:
+        eyeshim.create_connection(("localhost", 9), 1, (None,))  # type: ignore[arg-type]
+    assert str(ours.value) == str(stock.value)
+
+
+def test_timeout_zero_behaves_like_a_non_blocking_connect() -> None:
+    with pytest.raises(OSError) as stock:
+        socket.create_connection(("192.0.2.1", 9), 0)
+    with pytest.raises(OSError) as ours:
+        eyeshim.create_connection(("192.0.2.1", 9), 0)
+    assert type(ours.value) is type(stock.value)
+
+
+# -- no thread outlives the call; concurrent callers ----------------------------------
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Dict[str, Any]:
+    """socket.getaddrinfo answering *.fake.invalid with 127.0.0.1, with an
+    optional delay per family (``delays[family] = seconds``), counting calls."""
+    real = socket.getaddrinfo
+    state: Dict[str, Any] = {"delays": {}, "calls": 0}
+    lock = threading.Lock()
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, *args: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".fake.invalid"):
+            with lock:
+                state["calls"] += 1
+            if family == socket.AF_UNSPEC:  # the stock lookup waits for both
+                delay = max(state["delays"].values(), default=0)
+            else:
+                delay = state["delays"].get(family, 0)
+            time.sleep(delay)
+            if family == socket.AF_INET6:
+                raise socket.gaierror(socket.EAI_NONAME, "no AAAA")
+            return real("127.0.0.1", port, socket.AF_INET, *args[:1])
+        return real(host, port, family, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return state
+
+
+@pytest.fixture
+def server() -> Iterator[socket.socket]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4096)
+        yield listener
+
+
+@needs_proc
+def test_no_thread_outlives_a_call_to_a_resolved_name(
+    fake_dns: Dict[str, Any], server: socket.socket
+) -> None:
+    port = server.getsockname()[1]
+    threads, tasks = threading.active_count(), len(os.listdir("/proc/self/task"))
+    for _ in range(20):
+        eyeshim.create_connection(("a.fake.invalid", port), 5).close()
+        assert threading.active_count() == threads
+        assert len(os.listdir("/proc/self/task")) == tasks  # what fork() would see
+
+
+def test_concurrent_callers_share_lookups_instead_of_queueing(
+    fake_dns: Dict[str, Any], server: socket.socket
+) -> None:
+    # 64 threads, AAAA answered 300 ms late: each caller's A lookup must not
+    # wait behind the others' AAAA lookups.  Stock waits 300 ms (its one
+    # lookup waits for both answers).
+    port = server.getsockname()[1]
+    fake_dns["delays"] = {socket.AF_INET6: 0.3, socket.AF_INET: 0.0}
+
+    def accept_all() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                pass
+
+    def latencies(connect: Any) -> List[float]:
+        took: List[float] = []
+        lock = threading.Lock()
+
+        def one() -> None:
+            started = time.monotonic()
+            connect(("many.fake.invalid", port), 10).close()
+            with lock:
+                took.append(time.monotonic() - started)
+
+        workers = [threading.Thread(target=one) for _ in range(64)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        return sorted(took)
+
+    stop = threading.Event()
+    acceptor = threading.Thread(target=accept_all)
+    acceptor.start()
+    try:
+        stock = latencies(socket.create_connection)
+        fake_dns["calls"] = 0
+        ours = latencies(eyeshim.create_connection)
+    finally:
+        stop.set()
+        acceptor.join(5)
+    assert len(ours) == len(stock) == 64
+    assert fake_dns["calls"] < 64  # shared: not two lookups per caller
+    p99 = ours[int(0.99 * len(ours)) - 1]
+    assert p99 <= 1.5 * stock[int(0.99 * len(stock)) - 1] + 0.1
+
+
+def test_a_cached_failure_raises_a_fresh_exception_each_time() -> None:
+    config = Config(dns_cache=True)
+    cache = STATE.dns_cache(config)
+    assert cache is not None
+    cache.clear()
+    seen = []
+    for _ in range(5):
+        with pytest.raises(socket.gaierror) as caught:
+            connect(("no-such-name.invalid", 80), 5, config=config)
+        seen.append(caught.value)
+    assert len({id(e) for e in seen}) == 5
+    depths = []
+    for error in seen:
+        depth, tb = 0, error.__traceback__
+        while tb is not None:
+            depth, tb = depth + 1, tb.tb_next
+        depths.append(depth)
+    assert max(depths) == min(depths)  # the traceback does not grow call by call
+    cache.clear()
 
 
 def test_demo_command_shows_the_fallback() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import threading
+import time
 from typing import Any, List
 
 import pytest
 from fakenet import V4, V6, FakeNet, drop, fake_source, nodata, ok, refuse
 
+import eyeshim
 from eyeshim import events
 from eyeshim.config import Config
 from eyeshim.connection import connect
@@ -206,7 +209,7 @@ def test_counters_count_races_wins_fallbacks_and_time_saved() -> None:
     race(net2, {V6: (0, [S1]), V4: (0, [A1])})  # IPv6 at once
     net3 = FakeNet()
     with pytest.raises(socket.timeout):
-        race(net3, {V6: (0, [S2]), V4: None}, timeout=0.5)
+        race(net3, {V6: (0, [S2]), V4: (0, nodata())}, timeout=0.5)
     counted = events.counters()
     assert counted["races"] == 3
     assert counted["wins_ipv4"] == 1 and counted["wins_ipv6"] == 1
@@ -218,3 +221,77 @@ def test_counters_count_races_wins_fallbacks_and_time_saved() -> None:
     assert counted["time_saved"] == pytest.approx(5.003 - 0.253, abs=1e-6)
     events.reset_counters()
     assert events.counters()["races"] == 0
+
+
+# -- logging that connects (SocketHandler, HTTPHandler) --------------------------------
+
+
+def test_handlers_that_connect_work_with_the_root_logger_at_debug() -> None:
+    # A handler that opens a connection comes back into eyeshim from inside
+    # emit(); whatever eyeshim logs there would re-enter the handler.  Both
+    # servers listen on 127.0.0.1 only, and their name resolves to ::1 first:
+    # every connection has a refused first attempt, so Happy Eyeballs has
+    # something to say (one summary record) each time.
+    import http.server
+    import logging.handlers
+
+    name = "two-families.eyeshim.invalid"
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, *args: Any) -> Any:
+        if host != name:
+            return real(host, port, family, *args)
+        if args[2:3] and args[2] & socket.AI_NUMERICHOST:
+            raise socket.gaierror(socket.EAI_NONAME, "not a literal")
+        found = []
+        for literal in ("::1", "127.0.0.1"):
+            try:
+                found += real(literal, port, family, socket.SOCK_STREAM)
+            except socket.gaierror:
+                pass
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, "no address of that family")
+        return found
+
+    received: List[bytes] = []
+
+    class Collect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.path.encode())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    web = http.server.HTTPServer(("127.0.0.1", 0), Collect)
+    raw = socket.socket()
+    raw.bind(("127.0.0.1", 0))
+    raw.listen(8)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    root = logging.getLogger()
+    level = root.level
+    handlers = [
+        logging.handlers.HTTPHandler(f"{name}:{web.server_address[1]}", "/log", "GET"),
+        logging.handlers.SocketHandler(name, raw.getsockname()[1]),
+    ]
+    socket.getaddrinfo = getaddrinfo
+    try:
+        root.setLevel(logging.DEBUG)
+        for handler in handlers:
+            root.addHandler(handler)
+        started = time.monotonic()
+        with eyeshim.installed():
+            for n in range(3):
+                logging.getLogger("app").warning("record %d", n)
+        assert time.monotonic() - started < 10
+        assert len([path for path in received if b"record" in path]) == 3
+    finally:
+        socket.getaddrinfo = real
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+        web.shutdown()
+        web.server_close()
+        raw.close()

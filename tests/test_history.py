@@ -19,6 +19,7 @@ from fakenet import (
     drop,
     make_history,
     ok,
+    refuse,
     run,
 )
 
@@ -126,17 +127,17 @@ def test_rtt_buckets_double() -> None:
 
 def test_history_second_race_skips_the_broken_address() -> None:
     net = FakeNet()
-    history = make_history(net)
+    clock = Clock(net)
+    history = History(clock=clock)
     net.behave(S1, drop())
     net.behave(A1, ok(2))
     first = run(net, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
     assert first.address == A1
     assert net.starts() == [(0.0, S1), (250.0, A1)]
 
-    again = FakeNet(now_value=net.now_value)
+    clock.net = again = FakeNet(now_value=net.now_value)  # same history, new network script
     again.behave(S1, drop())
     again.behave(A1, ok(2))
-    history._clock = Clock(again)  # same history, new network script
     second = run(again, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
     assert second.address == A1
     start = round(net.now_value * 1000, 3)
@@ -251,3 +252,67 @@ def test_history_disabled_changes_nothing() -> None:
     again.behave(A1, ok(1))
     run(again, {V6: (0, [S1]), V4: (0, [A1])}, history=None)
     assert again.starts() == [(0.0, S1), (250.0, A1)]
+
+
+# -- what a failure says (refused: one port; dead family: one name, then all) --------
+
+
+def test_a_refusal_demotes_only_that_port() -> None:
+    history = History()
+    history.record_failure("::1", port=8080, refused=True)
+    assert history.failed_recently("::1", 8080)
+    assert not history.failed_recently("::1", 443)
+    assert not history.failed_recently("::1")
+    history.record_success("::1", 0.001, port=8080)
+    assert not history.failed_recently("::1", 8080)
+
+
+def test_refused_port_in_a_race_does_not_demote_the_address_for_another_port() -> None:
+    net = FakeNet()
+    history = make_history(net)
+    net.behave(S1, refuse(1))
+    net.behave(A1, ok(1))
+    run(net, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
+    assert history.failed_recently(S1, 80) and not history.failed_recently(S1, 443)
+
+
+def test_dead_family_for_a_name_costs_nothing_after_the_first_failure() -> None:
+    # Eight dead IPv6 addresses: the first race loses one attempt delay; the
+    # next ones go straight to IPv4 although seven IPv6 addresses were never
+    # tried, because every IPv6 address that was tried failed.
+    dead = [f"2001:db8::{n}" for n in range(1, 9)]
+    net = FakeNet()
+    clock = Clock(net)
+    history = History(clock=clock)
+    net.behave(A1, ok(3))
+    run(net, {V6: (0, dead), V4: (0, [A1])}, history=history, timeout=5)
+    assert net.starts() == [(0.0, dead[0]), (250.0, A1)]
+    for _ in range(3):
+        clock.net = again = FakeNet(now_value=net.now_value)
+        again.behave(A1, ok(3))
+        sock = run(again, {V6: (0, dead), V4: (0, [A1])}, history=history, timeout=5)
+        assert sock.address == A1
+        assert [a for _, a in again.starts()] == [A1]
+        net = again
+
+
+def test_dead_family_for_two_names_is_dead_for_every_name() -> None:
+    history = History()
+    history.record_dead_family("one.example", socket.AF_INET6)
+    assert history.dead_family("one.example", socket.AF_INET6)
+    assert not history.dead_family("other.example", socket.AF_INET6)
+    history.record_dead_family("two.example", socket.AF_INET6)
+    assert history.dead_family("other.example", socket.AF_INET6)
+    assert not history.dead_family("other.example", socket.AF_INET)
+    history.record_success("2001:db8::9", 0.01, family=socket.AF_INET6)  # IPv6 works again
+    assert not history.dead_family("one.example", socket.AF_INET6)
+    assert not history.dead_family("other.example", socket.AF_INET6)
+
+
+def test_refusals_do_not_make_a_family_dead() -> None:
+    net = FakeNet()
+    history = make_history(net)
+    net.behave(S1, refuse(1))
+    net.behave(A1, ok(1))
+    run(net, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
+    assert not history.dead_family("example.test", socket.AF_INET6)

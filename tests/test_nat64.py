@@ -161,8 +161,14 @@ def test_r26_ipv4_literal_reached_through_synthesized_address(
         assert sock.getpeername()[0] == "::1"
     with eyeshim.events.recording() as recorded:
         connect(("0.0.0.1", port), 5, nat64_prefixes=PREFIXES()).close()
-    nat64_events = [e for e in recorded if e.kind == "nat64"]
-    assert nat64_events[0].data == {"ipv4": ["0.0.0.1"], "synthesized": ["::1"]}
+    (event,) = [e for e in recorded if isinstance(e, eyeshim.events.Nat64)]
+    assert (event.ipv4, event.synthesized) == (["0.0.0.1"], ["::1"])
+    assert event.discovery is not None and 0 <= event.discovery < 5
+
+
+def ipv6_only_source(address: str, port: int) -> Any:
+    """Source discovery on an IPv6-only host: no route to any IPv4 address."""
+    return fake_source(address, port) if ":" in address else None
 
 
 def test_r28_ipv4_only_answer_reached_through_nat64() -> None:
@@ -181,7 +187,10 @@ def test_r28_ipv4_only_answer_reached_through_nat64() -> None:
             resolver=net.resolver({V6: (0, nodata()), V4: (0, ["192.0.2.1", "192.0.2.2"])}),
             connector=net,
             history=None,
-            find_source=fake_source,
+            # IPv6-only: no route to any IPv4 address.
+            find_source=lambda address, port: (
+                None if ":" not in address else fake_source(address, port)
+            ),
             nat64_prefixes=prefixes,
         )
     assert sock.address == "2001:db8:64::c000:202"

@@ -151,3 +151,21 @@ def test_r9_rfc6724_prefers_ipv6_even_when_a_came_first_in_the_list() -> None:
     net.behave(S1, ok())
     sock = run(net, {V6: (0, [S1]), V4: (0, [A1])})
     assert sock.address == S1
+
+
+def test_r13_a_late_answer_continues_the_interleaving() -> None:
+    # AAAA with two dead addresses at 0 ms, A 20 ms later: the A address goes
+    # next (250 ms), not behind the second IPv6 address (500 ms).
+    net = FakeNet()
+    net.behave(A1, ok(3))
+    sock = run(net, {V6: (0, [S1, S2]), V4: (20, [A1])}, timeout=5)
+    assert sock.address == A1
+    assert net.starts() == [(0.0, S1), (250.0, A1)]
+
+
+def test_r13_a_late_answer_respects_the_first_address_family_count() -> None:
+    net = FakeNet()
+    config = Config(policy="rfc6724", first_address_family_count=2)
+    with pytest.raises(socket.timeout):
+        run(net, {V6: (0, [S1, S2, S3]), V4: (20, [A1])}, timeout=2, config=config)
+    assert [a for _, a in net.starts()] == [S1, S2, A1, S3]

@@ -95,15 +95,42 @@ def test_r19_failure_starts_next_attempt_at_once() -> None:
     assert net.starts() == [(0.0, S1), (100.0, A1)]
 
 
-def test_r19_never_two_starts_within_10ms_even_after_instant_refusal() -> None:
+def test_r19_a_refusal_frees_its_slot_at_once_like_the_stdlib() -> None:
+    # A refusal is an answer, not a lost packet: no floor after it, or a name
+    # with many refusing addresses would be 10 ms per address slower than
+    # the stdlib's loop.
     net = FakeNet()
     addresses = [S1, S2, S3]
     for address in [*addresses, A1, A2]:
         net.behave(address, refuse(0))
     with pytest.raises(ConnectionRefusedError):
         run(net, {V6: (0, addresses), V4: (0, [A1, A2])})
-    times = [t for t, _ in net.starts()]
-    assert times == [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert [t for t, _ in net.starts()] == [0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_r19_timer_driven_starts_are_never_closer_than_10ms() -> None:
+    # The floor is for starts made while earlier attempts are in flight.
+    net = FakeNet()
+    config = Config(
+        policy="rfc6724",
+        connection_attempt_delay=0.010,
+        min_connection_attempt_delay=0.010,
+    )
+    with pytest.raises(socket.timeout):
+        run(net, {V6: (0, [S1, S2]), V4: (0, [A1, A2])}, config=config, timeout=1)
+    assert [t for t, _ in net.starts()] == [0.0, 10.0, 20.0, 30.0]
+    with pytest.raises(ValueError, match="10 ms"):
+        Config(min_connection_attempt_delay=0.005)
+
+
+def test_r19_refusal_while_another_attempt_runs_starts_the_next_at_once() -> None:
+    net = FakeNet()
+    net.behave(S1, drop())
+    net.behave(A1, refuse(5))
+    net.behave(S2, ok(1))
+    sock = run(net, {V6: (0, [S1, S2]), V4: (0, [A1])}, timeout=5)
+    assert sock.address == S2
+    assert net.starts() == [(0.0, S1), (250.0, A1), (255.0, S2)]
 
 
 def test_failure_before_connect_does_not_consume_the_floor() -> None:
@@ -128,27 +155,42 @@ def test_last_error_is_raised() -> None:
         run(net, {V6: (0, [S1]), V4: (0, [A1])})
 
 
-def test_timeout_bounds_the_whole_race() -> None:
+def test_timeout_bounds_each_attempt_from_its_own_start() -> None:
+    # As the stdlib bounds each connect(): an attempt that times out has
+    # failed and the next address goes at once; the call ends when the last
+    # attempt has had its timeout.  Stock: 4 x 0.6 = 2.4 s.
     net = FakeNet()
     with pytest.raises(socket.timeout, match="timed out"):
         run(net, {V6: (0, [S1, S2]), V4: (0, [A1, A2])}, timeout=0.6)
-    assert net.now_value == pytest.approx(0.6)
-    assert net.starts() == [(0.0, S1), (250.0, A1), (500.0, S2)]
+    assert net.starts() == [(0.0, S1), (250.0, A1), (500.0, S2), (600.0, A2)]
+    assert net.now_value == pytest.approx(1.2)
     assert net.open_sockets() == []
 
 
-def test_no_attempt_starts_at_or_after_the_deadline() -> None:
+def test_short_timeout_still_reaches_the_second_address() -> None:
+    # timeout=0.2, dead first address: stock connects to the second at about
+    # 203 ms; a whole-call deadline would have raised at 200 ms.
     net = FakeNet()
-    with pytest.raises(socket.timeout):
-        run(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=0.25)  # A1 would be due at 250 ms
-    assert net.starts() == [(0.0, S1)]
+    net.behave(A1, ok(3))
+    sock = run(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=0.2)
+    assert sock.address == A1
+    assert net.starts() == [(0.0, S1), (200.0, A1)]
 
 
-def test_timeout_while_dns_is_still_pending() -> None:
+def test_dns_time_does_not_count_against_the_connect_timeout() -> None:
+    # Both answers 2 s late, timeout=1: stock connects at about 2.01 s.
     net = FakeNet()
-    with pytest.raises(socket.timeout):
-        run(net, {V6: None, V4: None}, timeout=1.0)
-    assert net.now_value == pytest.approx(1.0)
+    net.behave(S1, ok(10))
+    sock = run(net, {V6: (2000, [S1]), V4: (2000, [A1])}, timeout=1.0)
+    assert sock.address == S1
+    assert net.now_value == pytest.approx(2.010)
+
+
+def test_timeout_zero_fails_each_attempt_at_once_like_a_non_blocking_socket() -> None:
+    net = FakeNet()
+    with pytest.raises(BlockingIOError):
+        run(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=0)
+    assert net.starts() == [(0.0, S1), (0.0, A1)]
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is 3.11+")

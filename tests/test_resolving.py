@@ -12,50 +12,84 @@ import pytest
 from eyeshim import connection
 from eyeshim.config import Config
 from eyeshim.connection import connect
-from eyeshim.resolving import Answer, AnswerCache, ResolverPool, ThreadedResolver
+from eyeshim.resolving import Answer, AnswerCache, Lookups, ThreadedResolver
 
-# -- the pool ------------------------------------------------------------------
+# -- the threads ---------------------------------------------------------------
 
 
-def test_pool_is_bounded_and_threads_exit_when_idle() -> None:
-    pool = ResolverPool()
-    release = threading.Event()
-    running = []
-    lock = threading.Lock()
+def wait_until(condition: Any, bound: float = 5.0) -> bool:
+    deadline = time.monotonic() + bound
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return bool(condition())
 
-    def job() -> None:
-        with lock:
-            running.append(threading.current_thread().name)
+
+def blocked(release: threading.Event, ran: List[str], name: str) -> Any:
+    def run() -> Answer:
+        ran.append(name)
         release.wait(5)
+        return Answer(socket.AF_INET, [])
 
-    for _ in range(6):
-        pool.submit(job, max_threads=2, idle_timeout=0.05)
-    deadline = time.monotonic() + 5
-    while len(running) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    assert pool.thread_count == 2
-    assert len(running) == 2  # the other four wait for a free thread
-    release.set()
-    while pool.thread_count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(running) == 6
-    assert pool.thread_count == 0
+    return run
 
 
-def test_pool_cancel_skips_queued_job() -> None:
-    pool = ResolverPool()
+def test_lookups_are_bounded_and_threads_exit_when_done() -> None:
+    lookups = Lookups()
     release = threading.Event()
     ran: List[str] = []
-    pool.submit(lambda: release.wait(5), max_threads=1, idle_timeout=0.05)
-    cancel = pool.submit(lambda: ran.append("cancelled one"), max_threads=1, idle_timeout=0.05)
-    pool.submit(lambda: ran.append("kept"), max_threads=1, idle_timeout=0.05)
-    cancel()
+    got: List[Answer] = []
+    for n in range(6):
+        lookups.start(n, blocked(release, ran, str(n)), got.append, max_threads=2)
+    assert wait_until(lambda: len(ran) == 2)
+    time.sleep(0.05)
+    assert len(ran) == 2 and lookups.thread_count == 2  # four wait for a free thread
     release.set()
-    deadline = time.monotonic() + 5
-    while pool.thread_count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ran == ["kept"]
+    assert wait_until(lambda: len(got) == 6)
+    assert wait_until(lambda: lookups.thread_count == 0)
+
+
+def test_concurrent_callers_share_one_lookup() -> None:
+    lookups = Lookups()
+    release = threading.Event()
+    ran: List[str] = []
+    got: List[Answer] = []
+    for _ in range(3):
+        lookups.start("same", blocked(release, ran, "same"), got.append, max_threads=8)
+    release.set()
+    assert wait_until(lambda: len(got) == 3)
+    assert ran == ["same"]
+
+
+def test_a_queued_lookup_nobody_wants_never_runs() -> None:
+    lookups = Lookups()
+    release = threading.Event()
+    ran: List[str] = []
+    lookups.start("first", blocked(release, ran, "first"), lambda a: None, max_threads=1)
+    deliver: Any = lambda a: None  # noqa: E731
+    queued = lookups.start("second", blocked(release, ran, "second"), deliver, max_threads=1)
+    lookups.leave(queued, deliver, max_threads=1)
+    release.set()
+    assert wait_until(lambda: lookups.thread_count == 0)
+    assert ran == ["first"]
+
+
+def test_a_running_lookup_nobody_wants_frees_its_place() -> None:
+    # getaddrinfo cannot be stopped, but a lookup every race gave up on must
+    # not make the next caller wait behind it.
+    lookups = Lookups()
+    stuck, release = threading.Event(), threading.Event()
+    ran: List[str] = []
+    deliver: Any = lambda a: None  # noqa: E731
+    hung = lookups.start("hung", blocked(stuck, ran, "hung"), deliver, max_threads=1)
+    assert wait_until(lambda: ran == ["hung"])
+    lookups.start("next", blocked(release, ran, "next"), lambda a: None, max_threads=1)
+    time.sleep(0.05)
+    assert ran == ["hung"]  # bounded: one wanted lookup at a time
+    lookups.leave(hung, deliver, max_threads=1)
+    assert wait_until(lambda: ran == ["hung", "next"])
+    stuck.set()
+    release.set()
+    assert wait_until(lambda: lookups.thread_count == 0)
 
 
 def test_threaded_resolver_delivers_answers_and_errors() -> None:
@@ -72,7 +106,7 @@ def test_threaded_resolver_delivers_answers_and_errors() -> None:
         if len(got) == 2:
             done.set()
 
-    resolver = ThreadedResolver(idle_timeout=0.05, getaddrinfo=fake_getaddrinfo)
+    resolver = ThreadedResolver(getaddrinfo=fake_getaddrinfo)
     resolver.resolve("example.test", 80, socket.AF_INET6, deliver)
     resolver.resolve("example.test", 80, socket.AF_INET, deliver)
     assert done.wait(5)
@@ -206,7 +240,7 @@ def test_cache_one_lookup_per_family_for_1000_connections_and_load_spreads(
 ) -> None:
     port, listeners, dns = three_ipv4_servers
     cache = AnswerCache(ttl=300, negative_ttl=300)
-    config = Config(dns_cache=True, resolver_idle_timeout=0.05)
+    config = Config(dns_cache=True)
     counts = {"127.0.0.2": 0, "127.0.0.3": 0, "127.0.0.4": 0}
     for _ in range(1000):
         sock = connect(
@@ -214,7 +248,7 @@ def test_cache_one_lookup_per_family_for_1000_connections_and_load_spreads(
             5.0,
             config=config,
             history=None,
-            resolver=ThreadedResolver(getaddrinfo=None, cache=cache, idle_timeout=0.05),
+            resolver=ThreadedResolver(getaddrinfo=None, cache=cache),
         )
         counts[sock.getpeername()[0]] += 1
         sock.close()

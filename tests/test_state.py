@@ -14,6 +14,7 @@ import pytest
 
 from eyeshim.config import Config
 from eyeshim.connection import connect
+from eyeshim.resolving import Answer
 from eyeshim.state import STATE
 
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -76,7 +77,7 @@ def test_fork_during_a_shared_lookup_with_the_dns_cache_on(
         return real(host, port, family, *args)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    config = Config(dns_cache=True, resolver_idle_timeout=0.05)
+    config = Config(dns_cache=True)
     STATE.dns_cache(config).clear()  # type: ignore[union-attr]
     results: list[Any] = []
     racer = threading.Thread(
@@ -104,12 +105,12 @@ def test_fork_during_a_shared_lookup_with_the_dns_cache_on(
 def test_child_gets_a_fresh_resolver_pool() -> None:
     release = threading.Event()
     parent_lookups = STATE.lookups()
-    parent_lookups.pool.submit(lambda: release.wait(5), max_threads=1, idle_timeout=1)
+    parent_lookups.start("busy", lambda: release.wait(5) or Answer(0, []), lambda a: None, 1)
 
     def child_pool_works() -> bool:
         lookups = STATE.lookups()
         done = threading.Event()
-        lookups.pool.submit(done.set, max_threads=1, idle_timeout=0.05)
+        lookups.start("child", lambda: done.set() or Answer(0, []), lambda a: None, 1)
         return lookups is not parent_lookups and done.wait(5)
 
     try:

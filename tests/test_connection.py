@@ -1,7 +1,7 @@
 """create_connection on real loopback sockets: the whole call, end to end.
 
 A silently dropping address is a listener whose accept queue is full (see
-eyeshim/demo.py); a refusing one is a closed port.  Time bounds are
+eyeshim/cli/demo.py); a refusing one is a closed port.  Time bounds are
 generous: these tests check behaviour (who won, in which order attempts
 started, what was left open), not speed; speed lives in benchmarks/.
 """
@@ -18,9 +18,9 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 
 import eyeshim
+from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 from eyeshim.config import Config
 from eyeshim.connection import connect
-from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 from eyeshim.history import History
 from eyeshim.racing import Attempt, SocketConnector
 from eyeshim.state import STATE
@@ -247,18 +247,3 @@ def test_bad_input_raises_what_the_stdlib_raises(address: Any, timeout: Any) -> 
     with pytest.raises(Exception) as ours:
         eyeshim.create_connection(address, timeout)
     assert type(ours.value) is type(stock.value)
-
-
-def test_demo_command_shows_the_fallback() -> None:
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "eyeshim", "demo", "--timeout", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if "ms" in line and "connected" in line]
-    assert len(lines) == 3
-    assert all(line.rstrip().endswith("127.0.0.1") for line in lines)

@@ -15,9 +15,9 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import __version__
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME, VERBOSE_VARIABLE, enabled_flag
-from .bootstrap import state as bootstrap_state
+from .. import __version__
+from ..bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME, VERBOSE_VARIABLE, enabled_flag
+from ..bootstrap import state as bootstrap_state
 
 __all__ = ["collect", "main"]
 
@@ -50,7 +50,7 @@ def _pth_files() -> List[Dict[str, Any]]:
 
 
 def _config(environ: Dict[str, str]) -> Dict[str, Any]:
-    from .config import Config
+    from ..config import Config
 
     try:
         config = Config.from_env(environ)
@@ -80,8 +80,8 @@ def _policy_source(policy: Any) -> str:
 
 def _integrations(environ: Dict[str, str]) -> Dict[str, Any]:
     try:
-        from .config import parse_integrations
-        from .patches import DEFAULT_INTEGRATIONS, INTEGRATIONS
+        from ..config import parse_integrations
+        from ..patches import DEFAULT_INTEGRATIONS, INTEGRATIONS
     except ImportError as exc:  # wrapt missing, most likely
         return {"error": f"{type(exc).__name__}: {exc}"}
     names = list(DEFAULT_INTEGRATIONS)
@@ -129,7 +129,10 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Everything ``status`` reports, as plain data (what ``--json`` prints)."""
     env = dict(os.environ if environ is None else environ)
     report: Dict[str, Any] = {
-        "eyeshim": {"version": __version__, "location": os.path.dirname(__file__)},
+        "eyeshim": {
+            "version": __version__,
+            "location": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        },
         "python": {
             "executable": sys.executable,
             "version": sys.version.split()[0],
@@ -190,7 +193,7 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
 
 
 def _stats(path: str, explicit: bool) -> Dict[str, Any]:
-    from .events import read_stats
+    from ..events import read_stats
 
     try:
         processes, totals = read_stats(path)
@@ -258,12 +261,12 @@ def _format(report: Dict[str, Any]) -> str:
     add(f"libraries: {libraries}")
     this = report["this_interpreter"].get("counters")
     if this and this.get("races"):
-        from .events import format_counters
+        from ..events import format_counters
 
         add(f"races in this interpreter: {format_counters(this)}")
     stats = report.get("stats")
     if stats is not None and "counters" in stats:
-        from .events import format_counters
+        from ..events import format_counters
 
         add(
             f"races recorded in {stats['file']} by {stats['processes']} process(es): "

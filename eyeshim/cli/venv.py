@@ -24,7 +24,7 @@ import sys
 import sysconfig
 from typing import List, Optional, Sequence
 
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME
+from ..bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME
 
 __all__ = ["disable", "enable", "pth_content", "site_directories"]
 

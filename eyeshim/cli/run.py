@@ -23,7 +23,7 @@ import os
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, STATS_VARIABLE, VERBOSE_VARIABLE
+from ..bootstrap import DIRECTORY, ENABLE_VARIABLE, STATS_VARIABLE, VERBOSE_VARIABLE
 
 __all__ = ["command_line", "environment", "interpreter_flags", "main"]
 
@@ -142,7 +142,7 @@ def _program(target: List[str]) -> List[str]:
 def _config_fields() -> Tuple[str, ...]:
     import dataclasses
 
-    from .config import Config
+    from ..config import Config
 
     return tuple(field.name for field in dataclasses.fields(Config))
 
@@ -178,7 +178,7 @@ def _overrides(
     if options.getaddrinfo:
         # Opt-in on top of whatever set is in force (option, environment or
         # the default), and out of a disable list that would cancel it.
-        from .patches import DEFAULT_INTEGRATIONS
+        from ..patches import DEFAULT_INTEGRATIONS
 
         base = _current(out, environ, "EYESHIM_INTEGRATIONS")
         names = _names(base) if base is not None else list(DEFAULT_INTEGRATIONS)
@@ -211,12 +211,12 @@ def _names(text: str) -> List[str]:
 
 def _problem(env: Mapping[str, str]) -> Optional[str]:
     """What install_from_env would reject in ``env``, or None."""
-    from .config import Config, parse_integrations
+    from ..config import Config, parse_integrations
 
     try:
         Config.from_env(env)
         if "EYESHIM_INTEGRATIONS" in env or "EYESHIM_DISABLE" in env:
-            from .patches import INTEGRATIONS
+            from ..patches import INTEGRATIONS
 
             for var in ("EYESHIM_INTEGRATIONS", "EYESHIM_DISABLE"):
                 if var in env:

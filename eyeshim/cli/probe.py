@@ -34,9 +34,9 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO, Tuple
 
-from . import events
-from .config import ATTEMPT_DELAY_FLOOR, Config, parse_duration
-from .history import History
+from .. import events
+from ..config import ATTEMPT_DELAY_FLOOR, Config, parse_duration
+from ..history import History
 from .timeline import RaceView, format_race, render_svg, summarize
 
 __all__ = [
@@ -295,7 +295,7 @@ def _one_race(
     history: Optional[History],
     connect_kwargs: Dict[str, Any],
 ) -> _Outcome:
-    from .connection import connect
+    from ..connection import connect
 
     error: Optional[BaseException] = None
     with events.recording() as recorded:
@@ -336,7 +336,7 @@ def probe(
     )
     connect_kwargs: Dict[str, Any] = {}
     if getaddrinfo is not None:
-        from .resolving import ThreadedResolver
+        from ..resolving import ThreadedResolver
 
         connect_kwargs["resolver"] = ThreadedResolver(
             cfg.resolver_threads, cfg.resolver_idle_timeout, getaddrinfo=getaddrinfo

@@ -66,9 +66,12 @@ def test_start_up_imports_nothing_heavy() -> None:
         "wrapt",
         "logging",
         "typing",
+        # eyeshim.config is read at start-up (it declares the variables), so
+        # what it must not bring along is checked instead.
+        "dataclasses",
+        "inspect",
         "eyeshim.patches",
         "eyeshim.connection",
-        "eyeshim.config",
     )
     code = f"import sys; print([m for m in {heavy!r} if m in sys.modules])"
     stock = python(["-c", code], clean_env())

@@ -1,6 +1,6 @@
 """An HTTP(S) server behind the demo's broken-IPv6 name, for the shim tests.
 
-``BrokenAndWorking`` (eyeshim/demo.py) gives a name whose IPv6 address drops
+``BrokenAndWorking`` (eyeshim/cli/demo.py) gives a name whose IPv6 address drops
 SYNs and whose IPv4 address listens; this module serves HTTP on that IPv4
 listener, optionally with TLS from a trustme CA.
 """
@@ -14,7 +14,7 @@ import ssl
 import threading
 from typing import Any, Iterator, Optional
 
-from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
+from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -1,7 +1,7 @@
 """create_connection on real loopback sockets: the whole call, end to end.
 
 A silently dropping address is a listener whose accept queue is full (see
-eyeshim/demo.py); a refusing one is a closed port.  Time bounds are
+eyeshim/cli/demo.py); a refusing one is a closed port.  Time bounds are
 generous: these tests check behaviour (who won, in which order attempts
 started, what was left open), not speed; speed lives in benchmarks/.
 """
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import eyeshim
+from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 from eyeshim.config import Config
 from eyeshim.connection import connect
-from eyeshim.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
 from eyeshim.history import History
 from eyeshim.racing import Attempt, SocketConnector
 from eyeshim.state import STATE

@@ -6,6 +6,7 @@ Test names carry the requirement IDs of shared/rfc-checklist.md.
 from __future__ import annotations
 
 import ipaddress
+import random
 import re
 import socket
 import subprocess
@@ -22,13 +23,18 @@ from fakenet import (
     V4,
     V6,
     FakeNet,
+    drop,
+    fake_source,
+    info,
     ok,
     run,
 )
 
-from eyeshim import ordering, sorting
+from eyeshim import events, ordering, sorting
 from eyeshim.config import Config
-from eyeshim.ordering import interleave
+from eyeshim.connection import connect
+from eyeshim.history import History
+from eyeshim.ordering import Orderer, interleave
 
 # Orderer tests go in their own section(s) below this one.
 
@@ -169,3 +175,117 @@ def test_r13_a_late_answer_respects_the_first_address_family_count() -> None:
     with pytest.raises(socket.timeout):
         run(net, {V6: (0, [S1, S2, S3]), V4: (20, [A1])}, timeout=2, config=config)
     assert [a for _, a in net.starts()] == [S1, S2, A1, S3]
+
+
+# ---------------------------------------------------------------------------
+# Orderer.explain on a fake candidate set (no network)
+# ---------------------------------------------------------------------------
+
+RFC = sorting.PolicyTable.rfc6724()
+
+
+def _addresses(infos: List[Any]) -> List[str]:
+    return [str(i[4][0]) for i in infos]
+
+
+def test_explain_names_the_sort_rule_and_the_interleaving() -> None:
+    orderer = Orderer(RFC, None, 1, find_source=fake_source)
+    ordered = orderer([info(a) for a in (A1, S1, A2, S2)])
+    assert _addresses(ordered) == [S1, A1, S2, A2]
+    # The sort put both IPv6 first (rule 6); interleaving moved A1 ahead of S2.
+    assert orderer.explain(ordered) == [
+        "rule 6: higher precedence",
+        "interleave",
+        "rule 6: higher precedence",
+    ]
+    assert orderer.explain(ordered[:1]) == [] and orderer.explain([]) == []
+
+
+def test_explain_with_fafc_2_and_dns_order_within_a_family() -> None:
+    orderer = Orderer(RFC, None, 2, find_source=fake_source)
+    ordered = orderer([info(a) for a in (S1, S2, S3, A1, A2)])
+    assert _addresses(ordered) == [S1, S2, A1, S3, A2]
+    assert orderer.explain(ordered) == [
+        # Same /64 as each other, same prefix with the source: DNS order decides.
+        "rule 10: DNS order",
+        "rule 6: higher precedence",
+        "interleave",
+        "rule 6: higher precedence",
+    ]
+
+
+def test_explain_marks_the_recently_failed_boundary_and_history_rank() -> None:
+    now = [0.0]
+    history = History(clock=lambda: now[0])
+    history.record_failure(S1)
+    history.record_success(A2, 0.010)  # IPv4 worked, S1 failed
+    orderer = Orderer(RFC, history, 1, find_source=fake_source)
+    ordered = orderer([info(a) for a in (S1, S2, A1, A2)])
+    # Usable first, interleaved; the failed S1 last.
+    assert _addresses(ordered) == [S2, A1, A2, S1]
+    assert orderer.explain(ordered) == [
+        "rule 6: higher precedence",
+        # Both IPv4: equal RTT class (A1 unknown ranks with its family's best).
+        "rule 10: DNS order",
+        "history: failed recently",
+    ]
+    # Explaining is read-only: asking again gives the same answer, and a list
+    # the orderer did not produce is explained by sorting it afresh.
+    assert orderer.explain(ordered) == orderer.explain(list(ordered))
+    assert orderer.explain([info(A2), info(S2)]) == ["interleave"]
+
+
+def test_explain_names_the_history_key() -> None:
+    history = History()
+    history.record_success(A2, 0.002)
+    history.record_success(A1, 0.200)  # a much slower RTT class
+    orderer = Orderer(RFC, history, 1, find_source=fake_source)
+    ordered = orderer([info(a) for a in (A1, A2)])
+    assert _addresses(ordered) == [A2, A1]
+    assert orderer.explain(ordered) == ["history"]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_explain_agrees_with_deciding_rule_on_random_sets(seed: int) -> None:
+    rng = random.Random(seed)
+    addresses = rng.sample([S1, S2, S3, "2001:db8:1::1", "fe80::1%1", A1, A2, "10.0.0.1"], 5)
+    history = History()
+    for address in addresses:
+        roll = rng.random()
+        if roll < 0.25:
+            history.record_failure(address)
+        elif roll < 0.5:
+            history.record_success(address, rng.choice([0.001, 0.01, 0.1]))
+    orderer = Orderer(RFC, history, rng.choice([1, 2]), find_source=fake_source)
+    ordered = orderer([info(a) for a in addresses])
+    reasons = orderer.explain(ordered)
+    assert len(reasons) == len(ordered) - 1
+    assert "unknown" not in reasons
+    names = set(sorting.RULES)
+    assert set(reasons) <= names | {"interleave", "history: failed recently"}
+    # The failed boundary appears exactly where usable meets failed.
+    failed = [history.failed_recently(a) for a in _addresses(ordered)]
+    for index, reason in enumerate(reasons):
+        boundary = not failed[index] and failed[index + 1]
+        assert (reason == "history: failed recently") == boundary
+
+
+def test_the_sorted_event_carries_the_explanation() -> None:
+    net = FakeNet()
+    net.behave(S1, drop())
+    net.behave(A1, ok(3))
+    with events.recording() as recorded:
+        connect(
+            ("example.test", 80),
+            5,
+            config=Config(policy="rfc6724"),
+            # A first: the race waits the Resolution Delay, AAAA joins it.
+            resolver=net.resolver({V6: (2, [S1, S2]), V4: (1, [A1])}),
+            connector=net,
+            find_source=fake_source,
+            history=None,
+        )
+    sorted_events = [e for e in recorded if e.kind == "sorted"]
+    assert [e.data["order"] for e in sorted_events] == [[A1], [S1, A1, S2]]
+    assert sorted_events[0].data["rules"] == []
+    assert sorted_events[1].data["rules"] == ["rule 6: higher precedence", "interleave"]

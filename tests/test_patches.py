@@ -24,8 +24,8 @@ from loopback import Site, broken_ipv6_site
 
 import eyeshim
 from eyeshim import patches
+from eyeshim.cli.demo import DEMO_NAME
 from eyeshim.connection import get_history
-from eyeshim.demo import DEMO_NAME
 
 TIMEOUT = 1.5
 

@@ -10,11 +10,17 @@ import ipaddress
 import itertools
 import random
 import re
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from eyeshim.sorting import AddressLike, PolicyTable, common_prefix_len, sort_destinations
+from eyeshim.sorting import (
+    AddressLike,
+    PolicyTable,
+    common_prefix_len,
+    deciding_rule,
+    sort_destinations,
+)
 
 RFC = PolicyTable.rfc6724()
 
@@ -381,3 +387,152 @@ def test_bad_types_and_shapes() -> None:
         sort_destinations(["192.0.2.1"])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="int"):
         sort_destinations([(3232235521, None)])  # type: ignore[type-var]
+
+
+# ---------------------------------------------------------------------------
+# deciding_rule: which rule put one destination ahead of another (the probe
+# shows it); each rule on a pair it decides (RFC 6724 §10.2 examples)
+# ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# deciding_rule: each rule on a pair it decides (RFC 6724 §10.2 examples)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "first, second, rule",
+    [
+        # A destination with no source loses to one with a source.
+        (("198.51.100.1", "198.51.100.2"), ("2001:db8:1::1", None), "rule 1: avoid unusable"),
+        # §10.2 example 2: only IPv4 has a source of matching scope.
+        (
+            ("198.51.100.121", "198.51.100.117"),
+            ("2001:db8:1::1", "fe80::1"),
+            "rule 2: matching scope",
+        ),
+        # §10.2 example 8: the 6to4 destination matches the 6to4 source's label.
+        (
+            ("2002:c633:6401::1", "2002:c633:6401::2"),
+            ("2001:db8:1::1", "2002:c633:6401::2"),
+            "rule 5: matching label",
+        ),
+        # §10.2 example 3: native IPv6 (40) over IPv4 (35).
+        (("2001:db8:1::1", "2001:db8:1::2"), ("10.1.2.3", "10.1.2.4"), "rule 6: higher precedence"),
+        # §10.2 example 4: link-local before global.
+        (("fe80::1", "fe80::2"), ("2001:db8:1::1", "2001:db8:1::2"), "rule 8: smaller scope"),
+        # §10.2 example 7: the longer common prefix.
+        (
+            ("2001:db8:1::1", "2001:db8:1::2"),
+            ("2001:db8:3ffe::1", "2001:db8:3f44::2"),
+            "rule 9: longest matching prefix",
+        ),
+        # Two IPv4 servers of one network: nothing tells them apart (no rule 9).
+        (("10.1.0.5", "10.2.0.9"), ("10.2.0.5", "10.2.0.9"), "rule 10: DNS order"),
+    ],
+)
+def test_deciding_rule_names_the_rule_of_each_rfc_example(
+    first: Tuple[str, Optional[str]], second: Tuple[str, Optional[str]], rule: str
+) -> None:
+    # Given in the "wrong" order, the rule puts them right; rule 10 keeps
+    # the input order by definition, in both directions.
+    if rule == "rule 10: DNS order":
+        assert sort_destinations([second, first]) == [second[0], first[0]]
+        assert deciding_rule(second, first) == rule
+    else:
+        assert sort_destinations([second, first]) == [first[0], second[0]]
+    assert deciding_rule(first, second) == rule
+    # The other way round no rule applies: the sort cannot produce it.
+    if rule != "rule 10: DNS order":
+        with pytest.raises(ValueError, match=re.escape(rule)):
+            deciding_rule(second, first)
+
+
+def test_deciding_rule_hooks_unusable_and_history() -> None:
+    fast, slow = ("192.0.2.1", "192.0.2.9"), ("192.0.2.2", "192.0.2.9")
+    rtt = {fast[0]: 1, slow[0]: 2}
+    assert deciding_rule(fast, slow, history_key=rtt.__getitem__) == "history"
+    broken = ("2001:db8:1::1", "2001:db8:1::2")
+    failed = {broken[0]}
+    assert deciding_rule(fast, broken, unusable=failed.__contains__) == "rule 1: avoid unusable"
+    # History sits below rule 8 and above rule 9.
+    near, far = ("2001:db8:1:2::1", "2001:db8:1:2::9"), ("2001:db8:ff::1", "2001:db8:1:2::9")
+    rank = {near[0]: 2, far[0]: 1}
+    assert deciding_rule(far, near, history_key=rank.__getitem__) == "history"
+    assert deciding_rule(near, far) == "rule 9: longest matching prefix"
+    # A custom table is honoured: IPv4 above native IPv6.
+    table = PolicyTable(precedence=[("::ffff:0:0/96", 50)])
+    assert deciding_rule(fast, near, table) == "rule 6: higher precedence"
+
+
+def _rule_values(
+    table: PolicyTable,
+    dest: Any,
+    src: Optional[str],
+    unusable: Callable[[Any], bool],
+    history_key: Callable[[Any], Any],
+) -> List[Tuple[str, Any]]:
+    """Each rule's value for one candidate, smaller is better: written
+    independently of the sort's own key, from the RFC's wording."""
+    address = ipaddress.ip_address(dest)
+    source = None if src is None else ipaddress.ip_address(src)
+    return [
+        ("rule 1: avoid unusable", source is None or unusable(dest)),
+        ("rule 2: matching scope", source is None or table.scope(source) != table.scope(address)),
+        ("rule 5: matching label", source is None or table.label(source) != table.label(address)),
+        ("rule 6: higher precedence", -table.precedence(address)),
+        ("rule 8: smaller scope", table.scope(address)),
+        ("history", history_key(dest)),
+    ]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_deciding_rule_is_consistent_with_the_sort(seed: int) -> None:
+    rng = random.Random(seed)
+    table = rng.choice([RFC, PolicyTable(precedence=[("::ffff:0:0/96", 40)])])
+    pool6 = ["2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:ff::1", "2002:c633:6401::1"]
+    pool6 += ["fe80::1", "64:ff9b::1", "fd00::1", "2001:db8:1:2::7"]
+    pool4 = ["192.0.2.1", "192.0.2.77", "10.1.0.5", "10.2.0.5", "169.254.1.1"]
+    sources6 = ["2001:db8:1:2::9", "2002:c633:6401::2", "fe80::9", None]
+    sources4 = ["10.2.0.9", "169.254.9.9", None]
+    pairs: List[Tuple[str, Optional[str]]] = []
+    size = rng.randint(2, 10)
+    while len(pairs) < size:
+        if rng.random() < 0.5:
+            dest, src = rng.choice(pool6), rng.choice(sources6)
+        else:
+            dest, src = rng.choice(pool4), rng.choice(sources4)
+        if all(dest != d for d, _ in pairs):  # one source per destination
+            pairs.append((dest, src))
+    source_of = dict(pairs)
+    failed = {dest for dest, _ in pairs if rng.random() < 0.2}
+    ranks = {dest: rng.choice([0, 0, 1, 2]) for dest, _ in pairs}
+    hooks: Dict[str, Any] = rng.choice(
+        [{}, {"unusable": failed.__contains__}, {"history_key": ranks.__getitem__}]
+    )
+    unusable = hooks.get("unusable", lambda d: False)
+    history_key = hooks.get("history_key", lambda d: 0)
+
+    ordered = sort_destinations(pairs, table, **hooks)
+    for a, b in zip(ordered, ordered[1:]):
+        pa, pb = (a, source_of[a]), (b, source_of[b])
+        rule = deciding_rule(pa, pb, table, **hooks)  # never raises for sorted neighbours
+        va = _rule_values(table, a, source_of[a], unusable, history_key)
+        vb = _rule_values(table, b, source_of[b], unusable, history_key)
+        names = [name for name, _ in va]
+        if rule in names:
+            at = names.index(rule)
+            assert [v for _, v in va[:at]] == [v for _, v in vb[:at]], (a, b, rule)
+            assert va[at][1] < vb[at][1], (a, b, rule)  # it really decides, a's way
+            continue
+        assert [v for _, v in va] == [v for _, v in vb], (a, b, rule)  # tied on the key
+        ia, ib = ipaddress.ip_address(a), ipaddress.ip_address(b)
+        sa, sb = source_of[a], source_of[b]
+        both_v6 = ia.version == ib.version == 6 and sa is not None and sb is not None
+        if rule == "rule 9: longest matching prefix":
+            assert both_v6
+            ca = common_prefix_len(ipaddress.IPv6Address(sa), ia)  # type: ignore[arg-type]
+            cb = common_prefix_len(ipaddress.IPv6Address(sb), ib)  # type: ignore[arg-type]
+            assert ca > cb
+        else:
+            assert rule == "rule 10: DNS order", rule

@@ -44,7 +44,7 @@ def _environments() -> dict[str, dict[str, str]]:
     # eyeshim from the checkout, as if installed, in every variant alike.
     base["PYTHONPATH"] = str(REPO_ROOT)
     try:
-        from eyeshim.launcher import environment
+        from eyeshim.cli.run import environment
 
         on = environment(base, {})
     except ImportError:  # the launcher is younger than the drop-in: do what it does
@@ -144,7 +144,7 @@ def _measure(
         result.setup.insert(0, (
             "plain: PYTHONPATH=<checkout>; drop-in off: as `eyeshim run` sets it (bootstrap "
             "directory first on PYTHONPATH) with EYESHIM_ENABLED=0; drop-in on: the same with "
-            "EYESHIM_ENABLED=1 (eyeshim.launcher.environment). eyeshim's bytecode is compiled "
+            "EYESHIM_ENABLED=1 (eyeshim.cli.run.environment). eyeshim's bytecode is compiled "
             "first, as an installed package's is."
         ))
     rows, imports = _import_breakdown(python, envs)

@@ -11,16 +11,18 @@ Two hooks lead here, and share one code path so that they behave alike:
   environment unless ``EYESHIM_ENABLED`` says no.
 
 This module runs at every start-up of an enabled interpreter, so it imports
-nothing that site has not imported already (``os``, ``sys``, ``_thread``).
-Installing eyeshim itself is not cheap (wrapt, the config dataclass, the
-engine: about 40 ms), and a program that never opens a connection should not
-pay for it.  So activation *arms* a tiny import watcher instead, and installs
-when the first top-level import that brought in ``socket`` has finished:
-every patch target (``socket``, urllib3, pip's urllib3) lives in or behind
-``socket``, so nothing can reach the network before eyeshim is in place, and
-installing only once the import stack is clean means install()'s post-import
-hooks never see a half-initialised urllib3 (or a half-initialised eyeshim, when
-the program's own first import is of eyeshim).
+nothing that site has not imported already (``os``, ``sys``, ``_thread``)
+but :mod:`eyeshim.config`, where the ``EYESHIM_*`` variables are declared and
+which imports nothing else (about a millisecond).  Installing eyeshim itself
+is not cheap (wrapt, the engine), and a program that never opens a
+connection should not pay for it.  So activation *arms* a tiny import watcher
+instead, and installs when the first top-level import that brought in
+``socket`` has finished: every patch target (``socket``, urllib3, pip's
+urllib3) lives in or behind ``socket``, so nothing can reach the network
+before eyeshim is in place, and installing only once the import stack is
+clean means install()'s post-import hooks never see a half-initialised
+urllib3 (or a half-initialised eyeshim, when the program's own first import
+is of eyeshim).
 
 Whatever goes wrong (a malformed ``EYESHIM_*`` value, a missing dependency, a
 bug), the interpreter must still start: errors are reported once, as
@@ -32,6 +34,8 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+
+from ..config import ENABLE_VARIABLE, STATS_VARIABLE, VERBOSE_VARIABLE, read_variable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at start-up; only mypy needs it
@@ -55,20 +59,8 @@ __all__ = [
 
 #: The directory ``eyeshim run`` puts on PYTHONPATH (it holds sitecustomize.py).
 DIRECTORY = os.path.dirname(os.path.abspath(__file__))
-#: Gate for the sitecustomize hook (PYTHONPATH leaks into every child, so the
-#: hook must do nothing unless asked) and off switch for the .pth hook.
-ENABLE_VARIABLE = "EYESHIM_ENABLED"
-#: When true, the ``eyeshim`` logger writes DEBUG records to stderr.
-VERBOSE_VARIABLE = "EYESHIM_VERBOSE"
-#: "-" for a summary on stderr at exit, or a file collecting one JSON line per process.
-STATS_VARIABLE = "EYESHIM_STATS"
 #: The file ``eyeshim enable`` writes into site-packages.
 PTH_NAME = "eyeshim-enable.pth"
-
-# Same spellings as eyeshim.config.parse_bool, which is not imported here
-# because eyeshim.config imports dataclasses (and with it inspect).
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off", "")
 
 _lock = _thread.allocate_lock()
 # "off" -> "armed" -> "installing" -> "active" | "inactive" | "disabled"
@@ -97,26 +89,10 @@ def state() -> Dict[str, Optional[str]]:
     return {"state": _state, "origin": _origin, "detail": _detail}
 
 
-def _flag(variable: str, raw: str) -> bool:
-    # config.parse_bool's vocabulary, without importing the config module
-    # (and dataclasses) at interpreter start-up.
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"{variable}={raw!r}: expected one of 1/0, true/false, yes/no, on/off")
-
-
 def enabled_flag(environ: Optional[Mapping[str, str]] = None) -> Optional[bool]:
     """``EYESHIM_ENABLED`` as a bool, None when unset; ValueError when malformed."""
-    env = os.environ if environ is None else environ
-    raw = env.get(ENABLE_VARIABLE)
-    return None if raw is None else _flag(ENABLE_VARIABLE, raw)
-
-
-def _verbose_flag(environ: Mapping[str, str]) -> bool:
-    return _flag(VERBOSE_VARIABLE, environ.get(VERBOSE_VARIABLE, ""))
+    value: Optional[bool] = read_variable(ENABLE_VARIABLE, environ)
+    return value
 
 
 def from_sitecustomize() -> None:
@@ -145,7 +121,7 @@ def _activate(origin: str) -> None:
         if _state != "off":
             return
         _state, _origin = "armed", origin
-    if _verbose_flag(os.environ):
+    if read_variable(VERBOSE_VARIABLE):
         _log_to_stderr()
     if "socket" in sys.modules:
         # Something imported socket already (another .pth, the user's

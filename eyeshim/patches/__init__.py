@@ -1,7 +1,11 @@
 """install() / uninstall(): Happy Eyeballs for code that cannot be changed.
 
-Each integration is one small module here with ``patch()`` and
-``unpatch()``, registered in ``INTEGRATIONS`` below:
+Each integration is one small module here whose ``make(name)`` returns the
+integration's patch: an object with ``patch()``, ``unpatch()`` and
+``state()`` (``_common.AttributePatch``, or a ``PatchGroup`` of them).  The
+names and their modules are registered in ``eyeshim.config.INTEGRATIONS``,
+so that the environment's choice can be checked without importing this
+package:
 
 ========== ===================================================== ==========
 name       what it patches                                       default
@@ -32,7 +36,15 @@ import os
 import threading
 from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 
-from ..config import Config, parse_integrations
+from ..config import (
+    DEFAULT_CONFIG,
+    DEFAULT_INTEGRATIONS,
+    INTEGRATIONS,
+    Config,
+    get_config,
+    select_integrations,
+    set_config,
+)
 from . import _common
 
 __all__ = [
@@ -45,15 +57,6 @@ __all__ = [
     "is_installed",
     "uninstall",
 ]
-
-# name -> module (relative to this package) defining patch()/unpatch()/state()
-INTEGRATIONS: Dict[str, str] = {
-    "socket": ".stdlib",
-    "urllib3": ".urllib3",
-    "pip": ".urllib3",
-    "getaddrinfo": ".getaddrinfo",
-}
-DEFAULT_INTEGRATIONS = ("socket", "urllib3", "pip")
 
 _lock = threading.RLock()
 _active: Dict[str, Any] = {}  # name -> the integration's Patch object
@@ -78,8 +81,6 @@ def install(
     urllib3, pip); calling again with another set patches the new ones and
     undoes the ones left out.
     """
-    from ..config import get_config, set_config
-
     names = _check_names(DEFAULT_INTEGRATIONS if integrations is None else integrations)
     if config is None:
         config = get_config()
@@ -112,8 +113,6 @@ def _check_names(names: Iterable[str]) -> tuple[str, ...]:
 
 def uninstall() -> None:
     """Restore every patched function; stop waiting for unimported modules."""
-    from ..config import DEFAULT_CONFIG, set_config
-
     with _lock:
         while _active:
             _, patch = _active.popitem()
@@ -143,8 +142,6 @@ def installed(
 ) -> Iterator[None]:
     """``with eyeshim.installed(): ...``: install for the block, then restore
     exactly what was there before (including a previous install)."""
-    from ..config import get_config
-
     with _lock:
         before = dict(_active)
         before_config = get_config()
@@ -163,19 +160,13 @@ def install_from_env(environ: Optional[Mapping[str, str]] = None) -> bool:
     """Install with the configuration and integrations named by ``EYESHIM_*``.
 
     ``EYESHIM_INTEGRATIONS`` replaces the default set; ``EYESHIM_DISABLE``
-    removes names from it.  Raises ValueError naming the variable on bad
-    input.  Returns True when something was installed.
+    removes names from it (``eyeshim.config.select_integrations``).  Raises
+    ValueError naming the variable on bad input.  Returns True when
+    something was installed.
     """
     env = os.environ if environ is None else environ
     config = Config.from_env(env)
-    names = list(DEFAULT_INTEGRATIONS)
-    raw = env.get("EYESHIM_INTEGRATIONS")
-    if raw is not None:
-        names = list(parse_integrations("EYESHIM_INTEGRATIONS", raw, INTEGRATIONS))
-    raw = env.get("EYESHIM_DISABLE")
-    if raw is not None:
-        disabled = parse_integrations("EYESHIM_DISABLE", raw, INTEGRATIONS)
-        names = [name for name in names if name not in disabled]
+    names = select_integrations(env)
     if not names:
         return False
     install(config, integrations=names)

@@ -134,7 +134,7 @@ def _timed(func: Callable[[], socket.socket]) -> Tuple[float, Optional[str], Opt
 
 
 def run_demo(timeout: float = 3.0, out: TextIO = sys.stdout) -> int:
-    from .connection import connect, get_history
+    from ..connection import connect, get_history
 
     def say(text: str = "") -> None:
         print(text, file=out, flush=True)

@@ -24,7 +24,8 @@ import sys
 import sysconfig
 from typing import List, Optional, Sequence
 
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME
+from ..bootstrap import DIRECTORY, PTH_NAME
+from ..config import ENABLE_VARIABLE, ENV_PREFIX, read_variable
 
 __all__ = ["disable", "enable", "pth_content", "site_directories"]
 
@@ -40,7 +41,7 @@ try:
     from eyeshim.bootstrap import from_pth
 except Exception as exc:
     import os, site, sys
-    off = os.environ.get('EYESHIM_ENABLED', '').strip().lower() in ('0', 'false', 'no', 'off')
+    off = os.environ.get({variable!r}, '').strip().lower() in ('0', 'false', 'no', 'off')
     if not off and not getattr(site, '_eyeshim_warned', False):
         site._eyeshim_warned = True
         sys.stderr.write('eyeshim: disabled: cannot load eyeshim (%s: %s); delete %s\\n'
@@ -52,7 +53,7 @@ else:
 
 def pth_content(path: str) -> str:
     """The text of the switch file at ``path`` (the path goes into its message)."""
-    code = _PTH_CODE.format(path=path)
+    code = _PTH_CODE.format(path=path, variable=ENABLE_VARIABLE)
     return (
         "# eyeshim: Happy Eyeballs for every interpreter of this environment.\n"
         "# Written by 'python -m eyeshim enable'; remove with 'python -m eyeshim disable'.\n"
@@ -91,7 +92,7 @@ def _parser(verb: str) -> argparse.ArgumentParser:
         prog=f"eyeshim {verb}",
         description=(
             "Turn eyeshim on for every interpreter of this Python environment "
-            f"(writes {PTH_NAME} into its site-packages; EYESHIM_ENABLED=0 still opts out)."
+            f"(writes {PTH_NAME} into its site-packages; {ENABLE_VARIABLE}=0 still opts out)."
             if verb == "enable"
             else f"Remove the {PTH_NAME} that 'eyeshim enable' wrote."
         ),
@@ -119,7 +120,7 @@ def _check() -> Optional[str]:
     Returns None, or what went wrong.  The child gets no EYESHIM_* variable
     and no bootstrap directory on PYTHONPATH, so only the .pth can turn it on.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("EYESHIM_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
     entries = env.get("PYTHONPATH", "").split(os.pathsep)
     kept = [e for e in entries if e and os.path.realpath(e) != os.path.realpath(DIRECTORY)]
     env["PYTHONPATH"] = os.pathsep.join(kept)
@@ -229,6 +230,10 @@ def disable(argv: Optional[Sequence[str]] = None) -> int:
     ]
     for other in elsewhere:
         print(f"note: still enabled by {other}")
-    if os.environ.get(ENABLE_VARIABLE, "").strip().lower() in ("1", "true", "yes", "on"):
+    try:
+        switched_on = read_variable(ENABLE_VARIABLE) is True
+    except ValueError:  # malformed: 'eyeshim status' says so
+        switched_on = False
+    if switched_on:
         print(f"note: {ENABLE_VARIABLE} is set in this environment ('eyeshim run' sets it)")
     return 0

@@ -15,9 +15,20 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import __version__
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, PTH_NAME, VERBOSE_VARIABLE, enabled_flag
-from .bootstrap import state as bootstrap_state
+from .. import __version__
+from ..bootstrap import DIRECTORY, PTH_NAME, enabled_flag
+from ..bootstrap import state as bootstrap_state
+from ..config import (
+    DEFAULT_INTEGRATIONS,
+    ENABLE_VARIABLE,
+    ENV_PREFIX,
+    INTEGRATIONS,
+    SETTINGS,
+    STATS_VARIABLE,
+    VERBOSE_VARIABLE,
+    Config,
+    select_integrations,
+)
 
 __all__ = ["collect", "main"]
 
@@ -50,51 +61,35 @@ def _pth_files() -> List[Dict[str, Any]]:
 
 
 def _config(environ: Dict[str, str]) -> Dict[str, Any]:
-    from .config import Config
-
     try:
         config = Config.from_env(environ)
     except (TypeError, ValueError) as exc:
         return {"error": str(exc)}
-    default = Config()
     fields = {}
-    for name in config.__dataclass_fields__:
-        value = getattr(config, name)
-        fields[name] = {"value": value, "default": value == getattr(default, name)}
+    for setting in SETTINGS:
+        value = getattr(config, setting.name)
+        fields[setting.name] = {"value": value, "default": value == setting.default}
     return {"fields": fields, "policy_source": _policy_source(config.policy)}
 
 
 def _policy_source(policy: Any) -> str:
+    variable = next(setting.variable for setting in SETTINGS if setting.name == "policy")
     if not isinstance(policy, str):
         return "a PolicyTable object"
     if policy == "rfc6724":
-        return "the RFC 6724 default table (EYESHIM_POLICY=rfc6724)"
+        return f"the RFC 6724 default table ({variable}=rfc6724)"
     if policy == "auto":
         if os.path.exists("/etc/gai.conf"):
             return "/etc/gai.conf (present; 'auto' reads it)"
         return "the RFC 6724 default table ('auto', no /etc/gai.conf)"
     if os.path.exists(policy):
-        return f"{policy} (EYESHIM_POLICY)"
-    return f"{policy} (EYESHIM_POLICY; file missing: the engine will report it)"
+        return f"{policy} ({variable})"
+    return f"{policy} ({variable}; file missing: the engine will report it)"
 
 
 def _integrations(environ: Dict[str, str]) -> Dict[str, Any]:
     try:
-        from .config import parse_integrations
-        from .patches import DEFAULT_INTEGRATIONS, INTEGRATIONS
-    except ImportError as exc:  # wrapt missing, most likely
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    names = list(DEFAULT_INTEGRATIONS)
-    try:
-        if "EYESHIM_INTEGRATIONS" in environ:
-            names = list(
-                parse_integrations(
-                    "EYESHIM_INTEGRATIONS", environ["EYESHIM_INTEGRATIONS"], INTEGRATIONS
-                )
-            )
-        if "EYESHIM_DISABLE" in environ:
-            off = parse_integrations("EYESHIM_DISABLE", environ["EYESHIM_DISABLE"], INTEGRATIONS)
-            names = [name for name in names if name not in off]
+        names = list(select_integrations(environ))
     except ValueError as exc:
         return {"error": str(exc)}
     return {"effective": names, "known": list(INTEGRATIONS), "default": list(DEFAULT_INTEGRATIONS)}
@@ -129,7 +124,10 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     """Everything ``status`` reports, as plain data (what ``--json`` prints)."""
     env = dict(os.environ if environ is None else environ)
     report: Dict[str, Any] = {
-        "eyeshim": {"version": __version__, "location": os.path.dirname(__file__)},
+        "eyeshim": {
+            "version": __version__,
+            "location": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        },
         "python": {
             "executable": sys.executable,
             "version": sys.version.split()[0],
@@ -154,7 +152,7 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         "bootstrap_directory": DIRECTORY,
         "bootstrap_on_pythonpath": bool(on_path),
         "pth_files": pth,
-        "variables": {k: v for k, v in sorted(env.items()) if k.startswith("EYESHIM_")},
+        "variables": {k: v for k, v in sorted(env.items()) if k.startswith(ENV_PREFIX)},
     }
     # What a new interpreter would do, and why: the same decisions as
     # eyeshim.bootstrap makes, spelled out.
@@ -189,8 +187,8 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     return report
 
 
-def _stats(path: str, explicit: bool) -> Dict[str, Any]:
-    from .events import read_stats
+def _stats(path: str) -> Dict[str, Any]:
+    from ..events import read_stats
 
     try:
         processes, totals = read_stats(path)
@@ -258,12 +256,12 @@ def _format(report: Dict[str, Any]) -> str:
     add(f"libraries: {libraries}")
     this = report["this_interpreter"].get("counters")
     if this and this.get("races"):
-        from .events import format_counters
+        from ..events import format_counters
 
         add(f"races in this interpreter: {format_counters(this)}")
     stats = report.get("stats")
     if stats is not None and "counters" in stats:
-        from .events import format_counters
+        from ..events import format_counters
 
         add(
             f"races recorded in {stats['file']} by {stats['processes']} process(es): "
@@ -284,13 +282,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--stats",
         metavar="FILE",
         help="also sum the race counters that processes wrote to FILE at exit "
-        "('eyeshim run --stats FILE', EYESHIM_STATS); default: $EYESHIM_STATS if it is a file",
+        f"('eyeshim run --stats FILE', {STATS_VARIABLE}); default: ${STATS_VARIABLE} if it is "
+        "a file",
     )
     options = parser.parse_args(argv)
     report = collect()
-    stats = options.stats or os.environ.get("EYESHIM_STATS")
+    stats = options.stats or os.environ.get(STATS_VARIABLE)
     if stats and stats != "-":
-        report["stats"] = _stats(stats, explicit=bool(options.stats))
+        report["stats"] = _stats(stats)
         if "error" in report["stats"] and options.stats:
             report["problems"].append(report["stats"]["error"])
     if options.json:

@@ -34,9 +34,10 @@ import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO, Tuple
 
-from . import events
-from .config import ATTEMPT_DELAY_FLOOR, Config, parse_duration
-from .history import History
+from .. import events
+from ..config import Config, parse_duration
+from ..history import History
+from .options import add_config_options, config_choices
 from .timeline import RaceView, format_race, render_svg, summarize
 
 __all__ = [
@@ -142,34 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the events as one JSON document instead"
     )
     parser.add_argument("--svg", metavar="FILE", help="also draw the timeline as an SVG picture")
-    parser.add_argument(
-        "--no-history",
-        action="store_true",
-        help="race without connection history (every race starts from scratch)",
-    )
-    parser.add_argument(
-        "--attempt-delay",
-        type=_duration,
-        metavar="D",
-        help="Connection Attempt Delay when no RTT is known (default 250ms)",
-    )
-    parser.add_argument(
-        "--resolution-delay",
-        type=_duration,
-        metavar="D",
-        help="how long A waits for AAAA (default 50ms)",
-    )
-    parser.add_argument(
-        "--first-address-family-count",
-        type=_positive_int,
-        metavar="N",
-        help="addresses of the first family tried before the other (default 1)",
-    )
-    parser.add_argument(
-        "--policy",
-        metavar="P",
-        help="RFC 6724 policy table: auto (gai.conf if present), rfc6724, or a gai.conf path",
-    )
+    add_config_options(parser)
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -182,34 +156,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
-    overrides: Dict[str, Any] = {}
-    if args.no_history:
-        overrides["history"] = False
-    if args.resolution_delay is not None:
-        overrides["resolution_delay"] = args.resolution_delay
-    if args.first_address_family_count is not None:
-        overrides["first_address_family_count"] = args.first_address_family_count
-    if args.policy is not None:
-        overrides["policy"] = args.policy
+    """The configuration from EYESHIM_* variables, the options on top (the
+    same options as 'eyeshim run', with the same meaning)."""
     try:
-        config = Config.from_env(**overrides)
-        if args.attempt_delay is not None:
-            delay = args.attempt_delay
-            if delay < ATTEMPT_DELAY_FLOOR:
-                parser.error(
-                    f"--attempt-delay must be at least {ATTEMPT_DELAY_FLOOR * 1000:g} ms "
-                    "(RFC 8305 §5)"
-                )
-            # Asking for a delay outside the clamp means "use this delay":
-            # widen the clamp rather than refuse it.
-            config = config.replace(
-                connection_attempt_delay=delay,
-                min_connection_attempt_delay=min(config.min_connection_attempt_delay, delay),
-                max_connection_attempt_delay=max(config.max_connection_attempt_delay, delay),
-            )
+        config = Config.from_env()
+        chosen = config_choices(args, parser, lambda name: getattr(config, name))
+        return config.replace(**{name: choice.value for name, choice in chosen.items()})
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
-    return config
 
 
 # -- running races ------------------------------------------------------------------
@@ -295,7 +249,7 @@ def _one_race(
     history: Optional[History],
     connect_kwargs: Dict[str, Any],
 ) -> _Outcome:
-    from .connection import connect
+    from ..connection import connect
 
     error: Optional[BaseException] = None
     with events.recording() as recorded:
@@ -336,7 +290,7 @@ def probe(
     )
     connect_kwargs: Dict[str, Any] = {}
     if getaddrinfo is not None:
-        from .resolving import ThreadedResolver
+        from ..resolving import ThreadedResolver
 
         connect_kwargs["resolver"] = ThreadedResolver(
             cfg.resolver_threads, cfg.resolver_idle_timeout, getaddrinfo=getaddrinfo

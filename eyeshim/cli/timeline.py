@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
-from .events import RaceEvent
+from ..events import RaceEvent
 
 __all__ = ["AttemptView", "RaceView", "format_race", "render_svg", "summarize"]
 

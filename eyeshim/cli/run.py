@@ -23,7 +23,21 @@ import os
 import sys
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .bootstrap import DIRECTORY, ENABLE_VARIABLE, STATS_VARIABLE, VERBOSE_VARIABLE
+from ..bootstrap import DIRECTORY
+from ..config import (
+    DEFAULT_INTEGRATIONS,
+    DISABLE_VARIABLE,
+    ENABLE_VARIABLE,
+    ENV_PREFIX,
+    INTEGRATIONS_VARIABLE,
+    SETTINGS,
+    STATS_VARIABLE,
+    VERBOSE_VARIABLE,
+    Config,
+    read_variable,
+    select_integrations,
+)
+from .options import add_config_options, config_choices
 
 __all__ = ["command_line", "environment", "interpreter_flags", "main"]
 
@@ -35,8 +49,7 @@ eyeshim installed in it and in every Python interpreter it starts.
 Options set EYESHIM_* variables (see docs/configuration.md), which the
 program's children inherit."""
 
-# Options that take a value: needed to find where the options end and the
-# program begins without letting argparse loose on the program's arguments.
+_SETTINGS = {setting.name: setting for setting in SETTINGS}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,36 +59,18 @@ def _parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_config_options(parser)
     add = parser.add_argument
-    add(
-        "--attempt-delay",
-        metavar="DURATION",
-        help="connection attempt delay, e.g. 300ms (EYESHIM_CONNECTION_ATTEMPT_DELAY)",
-    )
-    add(
-        "--resolution-delay",
-        metavar="DURATION",
-        help="how long to wait for AAAA after A, e.g. 50ms (EYESHIM_RESOLUTION_DELAY)",
-    )
-    add(
-        "--no-history",
-        action="store_true",
-        help="do not remember connection times and failures (EYESHIM_HISTORY=0)",
-    )
-    add(
-        "--policy",
-        metavar="POLICY",
-        help="RFC 6724 policy table: auto, rfc6724 or a gai.conf path (EYESHIM_POLICY)",
-    )
     add(
         "--integrations",
         metavar="NAMES",
-        help="comma list replacing the default socket,urllib3,pip (EYESHIM_INTEGRATIONS)",
+        help=f"comma list replacing the default {','.join(DEFAULT_INTEGRATIONS)} "
+        f"({INTEGRATIONS_VARIABLE})",
     )
     add(
         "--disable",
         metavar="NAMES",
-        help="comma list of integrations to leave alone (EYESHIM_DISABLE)",
+        help=f"comma list of integrations to leave alone ({DISABLE_VARIABLE})",
     )
     add(
         "--getaddrinfo",
@@ -93,21 +88,22 @@ def _parser() -> argparse.ArgumentParser:
         "-v",
         "--verbose",
         action="store_true",
-        help="log eyeshim's decisions to stderr, in children too (EYESHIM_VERBOSE=1)",
+        help=f"log eyeshim's decisions to stderr, in children too ({VERBOSE_VARIABLE}=1)",
     )
     add(
         "--stats",
         metavar="FILE",
         help="at exit, each process reports its race counters: '-' prints a line to "
         "stderr, a file collects one JSON line per process for 'eyeshim status "
-        "--stats FILE' (EYESHIM_STATS)",
+        f"--stats FILE' ({STATS_VARIABLE})",
     )
     return parser
 
 
 def _split(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     """Split into (launcher options, program) where the program starts like
-    python's own command line: a script path, ``-``, ``-m mod`` or ``-c cmd``."""
+    python's own command line: a script path, ``-``, ``-m mod`` or ``-c cmd``,
+    without letting argparse loose on the program's arguments."""
     args = list(argv)
     # Options that take a value, read off the parser so the two cannot drift.
     valued = {
@@ -139,56 +135,50 @@ def _program(target: List[str]) -> List[str]:
     return target
 
 
-def _config_fields() -> Tuple[str, ...]:
-    import dataclasses
-
-    from .config import Config
-
-    return tuple(field.name for field in dataclasses.fields(Config))
-
-
 def _overrides(
     options: argparse.Namespace, parser: argparse.ArgumentParser, environ: Mapping[str, str]
 ) -> Dict[str, Tuple[str, str]]:
     """EYESHIM_* variable -> (value, the option that set it)."""
     out: Dict[str, Tuple[str, str]] = {}
-    fields = None
     for item in options.set:
         name, sep, value = item.partition("=")
         name = name.strip().lower().replace("-", "_")
-        if fields is None:
-            fields = _config_fields()
-        if not sep or name not in fields:
+        if not sep or name not in _SETTINGS:
             parser.error(
-                f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}"
+                f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(_SETTINGS)}"
             )
-        out["EYESHIM_" + name.upper()] = (value, f"--set {name}")
-    if options.attempt_delay is not None:
-        out["EYESHIM_CONNECTION_ATTEMPT_DELAY"] = (options.attempt_delay, "--attempt-delay")
-    if options.resolution_delay is not None:
-        out["EYESHIM_RESOLUTION_DELAY"] = (options.resolution_delay, "--resolution-delay")
-    if options.no_history:
-        out["EYESHIM_HISTORY"] = ("0", "--no-history")
-    if options.policy is not None:
-        out["EYESHIM_POLICY"] = (options.policy, "--policy")
+        out[_SETTINGS[name].variable] = (value, f"--set {name}")
+    before = {**environ, **{var: value for var, (value, _) in out.items()}}
+
+    def current(name: str) -> object:
+        # What the field is without the options; a malformed variable is the
+        # target's to report (see command_line), so its default stands in.
+        setting = _SETTINGS[name]
+        try:
+            value = read_variable(setting.variable, before)
+        except ValueError:
+            value = None
+        return setting.default if value is None else value
+
+    fixed = [name for name in _SETTINGS if _SETTINGS[name].variable in out]
+    for name, choice in config_choices(options, parser, current, fixed).items():
+        out[_SETTINGS[name].variable] = (choice.text, choice.option)
     if options.integrations is not None:
-        out["EYESHIM_INTEGRATIONS"] = (options.integrations, "--integrations")
+        out[INTEGRATIONS_VARIABLE] = (options.integrations, "--integrations")
     if options.disable is not None:
-        out["EYESHIM_DISABLE"] = (options.disable, "--disable")
+        out[DISABLE_VARIABLE] = (options.disable, "--disable")
     if options.getaddrinfo:
         # Opt-in on top of whatever set is in force (option, environment or
         # the default), and out of a disable list that would cancel it.
-        from .patches import DEFAULT_INTEGRATIONS
-
-        base = _current(out, environ, "EYESHIM_INTEGRATIONS")
+        base = _current(out, environ, INTEGRATIONS_VARIABLE)
         names = _names(base) if base is not None else list(DEFAULT_INTEGRATIONS)
         if "getaddrinfo" not in names:
             names.append("getaddrinfo")
-        out["EYESHIM_INTEGRATIONS"] = (",".join(names), "--getaddrinfo")
-        disabled = _current(out, environ, "EYESHIM_DISABLE")
+        out[INTEGRATIONS_VARIABLE] = (",".join(names), "--getaddrinfo")
+        disabled = _current(out, environ, DISABLE_VARIABLE)
         if disabled is not None and "getaddrinfo" in _names(disabled):
             kept = [name for name in _names(disabled) if name != "getaddrinfo"]
-            out["EYESHIM_DISABLE"] = (",".join(kept), "--getaddrinfo")
+            out[DISABLE_VARIABLE] = (",".join(kept), "--getaddrinfo")
     if options.verbose:
         out[VERBOSE_VARIABLE] = ("1", "--verbose")
     if options.stats:
@@ -211,16 +201,9 @@ def _names(text: str) -> List[str]:
 
 def _problem(env: Mapping[str, str]) -> Optional[str]:
     """What install_from_env would reject in ``env``, or None."""
-    from .config import Config, parse_integrations
-
     try:
         Config.from_env(env)
-        if "EYESHIM_INTEGRATIONS" in env or "EYESHIM_DISABLE" in env:
-            from .patches import INTEGRATIONS
-
-            for var in ("EYESHIM_INTEGRATIONS", "EYESHIM_DISABLE"):
-                if var in env:
-                    parse_integrations(var, env[var], INTEGRATIONS)
+        select_integrations(env)
     except (TypeError, ValueError) as exc:
         return str(exc)
     return None
@@ -319,7 +302,7 @@ def command_line(
         # variable inherited from the environment is reported by the target
         # itself ("eyeshim: disabled: ..."), which then runs stock: the
         # same behaviour as any other interpreter of that environment.
-        clean = {k: v for k, v in env.items() if not k.startswith("EYESHIM_")}
+        clean = {k: v for k, v in env.items() if not k.startswith(ENV_PREFIX)}
         alone = _problem({**clean, **values})
         if alone is not None:
             culprits = sorted({option for var, (_, option) in overrides.items() if var in alone})
@@ -336,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shown = " ".join(
             f"{key}={env[key]}"
             for key in sorted(env)
-            if key.startswith("EYESHIM_") or key == "PYTHONPATH"
+            if key.startswith(ENV_PREFIX) or key == "PYTHONPATH"
         )
         sys.stderr.write(f"eyeshim run: {shown} {' '.join(command)}\n")
     sys.stdout.flush()

@@ -16,24 +16,24 @@ __all__ = ["main"]
 # status, one-line help)
 _VERBS = {
     "demo": (
-        "eyeshim.demo",
+        "eyeshim.cli.demo",
         "main",
         "show stock create_connection against eyeshim on a broken-IPv6 name",
     ),
     "run": (
-        "eyeshim.launcher",
+        "eyeshim.cli.run",
         "main",
         "run a script (or -m module) with eyeshim, child interpreters included",
     ),
     "enable": (
-        "eyeshim.venv",
+        "eyeshim.cli.venv",
         "enable",
         "turn eyeshim on for every interpreter of this environment (.pth)",
     ),
-    "disable": ("eyeshim.venv", "disable", "undo 'enable'"),
-    "status": ("eyeshim.status", "main", "say whether and why eyeshim is active, and how"),
+    "disable": ("eyeshim.cli.venv", "disable", "undo 'enable'"),
+    "status": ("eyeshim.cli.status", "main", "say whether and why eyeshim is active, and how"),
     "probe": (
-        "eyeshim.probe",
+        "eyeshim.cli.probe",
         "main",
         "one race step by step: DNS, order and why, attempts, winner (--json, --svg)",
     ),
@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0 if args else 2
     if args[0] == "--version":
-        from . import __version__
+        from .. import __version__
 
         print(f"eyeshim {__version__}")
         return 0

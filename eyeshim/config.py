@@ -243,6 +243,7 @@ class Setting:
         "doc",
         "flag",
         "kind",
+        "maximum",
         "minimum",
         "name",
         "why",
@@ -259,6 +260,7 @@ class Setting:
         why: str = "",
         at_least: Optional[str] = None,
         at_most: Optional[str] = None,
+        maximum: Optional[float] = None,
     ) -> None:
         self.name = ""  # the attribute's, set by the class that declares it
         self.kind, self.default = kind, default
@@ -271,6 +273,9 @@ class Setting:
         # A fixed lower bound and why (the message says it); fields bounding this one.
         self.minimum, self.why = minimum, why
         self.at_least, self.at_most = at_least, at_most
+        # A fixed upper bound: what the code can actually use (a socket or
+        # thread wait rejects more; a table bigger than that is a mistake).
+        self.maximum = maximum
 
     @property
     def variable(self) -> str:
@@ -294,6 +299,10 @@ class Setting:
         self.kind.check(name, value, shown)
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"{name} must be {_at_least(self)}, got {shown}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(
+                f"{name} must be <= {_show(self, self.maximum)} (more cannot be used), got {shown}"
+            )
 
     def __repr__(self) -> str:
         return f"<Setting {self.name}={self.default!r}>"
@@ -303,6 +312,14 @@ class Setting:
 # returns is the declaration, typed as the field's value so that mypy checks
 # the default against the annotation, and the annotation is what mypy knows
 # of the attribute.  ``default`` must be given by keyword (PEP 681).
+
+
+#: The longest duration any knob takes: a day.  Waits (select, poll, a
+#: thread's condition) refuse about 24.8 days, and no delay or lifetime of a
+#: DNS answer, an RTT or a failure is useful beyond a day.
+MAX_DURATION = 86400.0
+#: The largest count any knob takes (threads, table sizes).
+MAX_COUNT = 1_000_000
 
 
 def _declare(setting: Setting) -> Any:
@@ -319,17 +336,26 @@ def seconds_field(
     why: str = "",
     at_least: Optional[str] = None,
     at_most: Optional[str] = None,
+    maximum: float = MAX_DURATION,
 ) -> float:
-    """A duration in seconds (``250ms``, ``0.25s``, ``0.25``), >= ``minimum``."""
+    """A duration in seconds (``250ms``, ``0.25s``, ``0.25``), between
+    ``minimum`` and ``maximum``."""
     value: float = _declare(
-        Setting(_DURATION, default, doc, details, flag, minimum, why, at_least, at_most)
+        Setting(_DURATION, default, doc, details, flag, minimum, why, at_least, at_most, maximum)
     )
     return value
 
 
-def count_field(*, default: int, doc: str, details: str = "", flag: Optional[str] = None) -> int:
-    """A whole number >= 1."""
-    value: int = _declare(Setting(_COUNT, default, doc, details, flag, 1))
+def count_field(
+    *,
+    default: int,
+    doc: str,
+    details: str = "",
+    flag: Optional[str] = None,
+    maximum: int = MAX_COUNT,
+) -> int:
+    """A whole number between 1 and ``maximum``."""
+    value: int = _declare(Setting(_COUNT, default, doc, details, flag, 1, maximum=maximum))
     return value
 
 
@@ -619,11 +645,20 @@ class Config(_Frozen):
     )
     resolver_threads: int = count_field(
         default=8,
-        doc="Upper bound on DNS threads shared by every race in the process",
-        details="Lookups beyond it wait for a free thread.",
+        maximum=256,
+        doc="Upper bound on DNS threads running lookups a race still waits for",
+        details="Lookups beyond it wait for a free thread.  A lookup every race has given "
+        "up on stops counting against it (getaddrinfo cannot be cancelled); a hard cap of four "
+        "times the bound still limits threads when DNS hangs for everyone.",
     )
     resolver_idle_timeout: float = seconds_field(
-        default=2.0, doc="How long an idle DNS thread lingers before it exits"
+        default=0.0,
+        maximum=60.0,
+        doc="How long a DNS thread waits for more work before it exits",
+        details="0 (the default): a thread exits as soon as its lookup is done, and is "
+        "joined before the call returns, so no thread outlives its work and fork() right "
+        "after a call finds none.  A few seconds keeps threads warm for programs that "
+        "connect in bursts and never fork.",
     )
     dns_cache: bool = switch_field(
         default=False,

@@ -21,7 +21,8 @@ class                 kind         fields
 :class:`AttemptStarted` ``attempt`` address, family, number, next_in (delay
                                    before the next attempt)
 :class:`AttemptFailed` ``failed``  address, errno, error, elapsed,
-                                   before_connect
+                                   before_connect, timed_out (the caller's
+                                   timeout, from the attempt's start, ended it)
 :class:`Connected`    ``connected`` address, rtt, local (source address)
 :class:`LosersClosed` ``closed``   addresses of attempts closed after the win
 :class:`Nat64`        ``nat64``    ipv4 (found unreachable), synthesized
@@ -58,6 +59,7 @@ import socket
 import sys
 import threading
 
+from .config import TRACE_VARIABLE, read_variable
 from .state import STATE
 
 TYPE_CHECKING = False
@@ -98,10 +100,6 @@ __all__ = [
     "subscribe",
     "write_stats",
 ]
-
-#: Set to a true value to log every event of every race on the ``eyeshim``
-#: logger at DEBUG.
-TRACE_VARIABLE = "EYESHIM_TRACE"
 
 
 class RaceEvent:
@@ -230,13 +228,14 @@ class AttemptStarted(RaceEvent):
 
 class AttemptFailed(RaceEvent):
     kind = "failed"
-    fields = __slots__ = ("address", "errno", "error", "elapsed", "before_connect")
-    defaults: ClassVar[Mapping[str, Any]] = {"before_connect": None}
+    fields = __slots__ = ("address", "errno", "error", "elapsed", "before_connect", "timed_out")
+    defaults: ClassVar[Mapping[str, Any]] = {"before_connect": None, "timed_out": None}
     address: str
     errno: Optional[int]
     error: str
     elapsed: float
     before_connect: Optional[bool]  #: True when the socket failed before connect()
+    timed_out: Optional[bool]  #: True when the caller's timeout ended the attempt
 
 
 class Connected(RaceEvent):
@@ -324,8 +323,16 @@ def _jsonable(value: Any) -> Any:
 _lock = threading.Lock()
 _subscribers: Tuple[Callable[[RaceEvent], None], ...] = ()
 _race_numbers = itertools.count(1)
-_TRUE = ("1", "true", "yes", "on")
-_trace_env = os.environ.get(TRACE_VARIABLE, "").strip().lower() in _TRUE
+
+
+def _trace_requested() -> bool:
+    try:
+        return bool(read_variable(TRACE_VARIABLE))
+    except ValueError:
+        return False  # reported where configuration is validated (start-up, status)
+
+
+_trace_env = _trace_requested()
 
 
 def subscribe(callback: Callable[[RaceEvent], None]) -> Callable[[], None]:

@@ -412,6 +412,7 @@ class Race:
                 errno=getattr(error, "errno", None),
                 error=str(error),
                 elapsed=now - attempt.started,
+                timed_out=True if result == Attempt.TIMED_OUT else None,
             )
         self._failures.append((attempt.info, error))
         # A failure frees its slot: the next address is tried at once.

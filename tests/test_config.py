@@ -67,6 +67,8 @@ def test_config_is_immutable_and_replace_validates() -> None:
         ({"connection_attempt_delay": 3.0}, ValueError, "must lie between"),
         ({"policy": 42}, TypeError, "policy must be"),
         ({"resolver_threads": 0}, ValueError, "resolver_threads"),
+        ({"resolver_idle_timeout": 1e10}, ValueError, "more cannot be used"),
+        ({"history_size": 10**9}, ValueError, "more cannot be used"),
     ],
 )
 def test_config_rejects_bad_values(changes: Any, error: type, match: str) -> None:

@@ -130,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_duration,
         default=5.0,
         metavar="S",
-        help="timeout of the whole race: 5, 5s or 500ms (default 5 s)",
+        help="timeout of each connection attempt, as the stdlib applies it: 5, 5s or 500ms "
+        "(default 5 s)",
     )
     parser.add_argument(
         "--repeat",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
+from .. import events as ev
 from ..events import RaceEvent
 
 __all__ = ["AttemptView", "RaceView", "format_race", "render_svg", "summarize"]
@@ -123,73 +124,56 @@ def summarize(events: Sequence[RaceEvent]) -> RaceView:
             view.families[address] = family or _family_of(address)
 
     for event in events:
-        data, now = event.data, event.time
-        kind = event.kind
-        if kind == "race":
-            view.port = data.get("port")
-            view.timeout = data.get("timeout")
-            for address in data.get("known") or ():
+        now = event.time
+        if isinstance(event, ev.RaceStarted):
+            view.port, view.timeout = event.port, event.timeout
+            for address in event.known:
                 learn(str(address))
-        elif kind == "query":
-            view.queries.append((now, str(data.get("family"))))
-        elif kind == "answer":
-            family = str(data.get("family"))
-            if "error" in data:
-                view.answers.append((now, family, None, str(data["error"])))
+        elif isinstance(event, ev.Query):
+            view.queries.append((now, event.family))
+        elif isinstance(event, ev.DnsAnswer):
+            if event.error is not None:
+                view.answers.append((now, event.family, None, event.error))
             else:
-                addresses = [str(a) for a in data.get("addresses") or ()]
-                view.answers.append((now, family, addresses, None))
+                addresses = [str(a) for a in event.addresses or ()]
+                view.answers.append((now, event.family, addresses, None))
                 for address in addresses:
-                    learn(address, family)
-        elif kind == "sorted":
-            view.order = [str(a) for a in data.get("order") or ()]
-            view.rules = [str(r) for r in data.get("rules") or ()]
+                    learn(address, event.family)
+        elif isinstance(event, ev.Sorted):
+            view.order, view.rules = list(event.order), list(event.rules)
             for address in view.order:
                 learn(address)
-        elif kind == "attempt":
-            address = str(data.get("address"))
-            attempt = AttemptView(
-                address,
-                str(data.get("family") or _family_of(address)),
-                data.get("number"),
-                now,
-                data.get("next_in"),
-            )
-            learn(address, attempt.family)
+        elif isinstance(event, ev.AttemptStarted):
+            attempt = AttemptView(event.address, event.family, event.number, now, event.next_in)
+            learn(event.address, attempt.family)
             view.attempts.append(attempt)
-            running[address] = attempt
-        elif kind == "failed":
-            address = str(data.get("address"))
-            attempt_or_none = running.pop(address, None)
+            running[event.address] = attempt
+        elif isinstance(event, ev.AttemptFailed):
+            attempt_or_none = running.pop(event.address, None)
             if attempt_or_none is None:
                 # Failed before connect() (e.g. a source address of the other
                 # family): there was no attempt event, show it as one anyway.
-                attempt_or_none = AttemptView(address, _family_of(address), None, now)
-                learn(address)
+                attempt_or_none = AttemptView(event.address, _family_of(event.address), None, now)
+                learn(event.address)
                 view.attempts.append(attempt_or_none)
             attempt_or_none.end = now
-            attempt_or_none.outcome = "failed"
-            attempt_or_none.errno = data.get("errno")
-            attempt_or_none.error = data.get("error")
-            attempt_or_none.took = data.get("elapsed")
-        elif kind == "connected":
-            address = str(data.get("address"))
-            attempt_or_none = running.pop(address, None)
+            attempt_or_none.outcome = "timed out" if event.timed_out else "failed"
+            attempt_or_none.errno = event.errno
+            attempt_or_none.error = event.error
+            attempt_or_none.took = event.elapsed
+        elif isinstance(event, ev.Connected):
+            attempt_or_none = running.pop(event.address, None)
             if attempt_or_none is not None:
                 attempt_or_none.end = now
                 attempt_or_none.outcome = "connected"
-                attempt_or_none.took = data.get("rtt")
-            view.winner, view.won_at = address, now
-        elif kind == "done":
-            view.outcome = str(data.get("outcome"))
-            view.error = data.get("error")
-            view.elapsed = now
-            # Whatever still runs now is closed by the race: it lost to the
-            # winner, or the deadline passed.
-            leftover = "timed out" if view.outcome == "timeout" else "cancelled"
+                attempt_or_none.took = event.rtt
+            view.winner, view.won_at = event.address, now
+        elif isinstance(event, ev.Done):
+            view.outcome, view.error, view.elapsed = event.outcome, event.error, now
+            # Whatever still runs now lost to the winner and was closed.
             for attempt in running.values():
                 attempt.end = now
-                attempt.outcome = leftover
+                attempt.outcome = "cancelled"
             running.clear()
     if not view.elapsed and events:
         view.elapsed = events[-1].time
@@ -215,82 +199,67 @@ def _seconds(value: Optional[float]) -> str:
 
 def _event_lines(event: RaceEvent) -> List[str]:
     """What one event says, as one or more text lines (without the time)."""
-    data = event.data
-    kind = event.kind
-    if kind == "race":
-        known = data.get("known") or []
-        if known:
-            how = "known without DNS: " + ", ".join(map(str, known))
+    if isinstance(event, ev.RaceStarted):
+        if event.known:
+            how = "known without DNS: " + ", ".join(map(str, event.known))
         else:
-            how = "querying " + " and ".join(
-                _RECORD_TYPE.get(f, str(f)) for f in data.get("families") or ()
-            )
-        return [
-            f"{event.host} port {data.get('port')}, timeout {_seconds(data.get('timeout'))}; {how}"
-        ]
-    family = str(data.get("family"))
-    if kind == "query":
-        return [f"{_RECORD_TYPE.get(family, family)} lookup started"]
-    if kind == "answer":
-        rtype = _RECORD_TYPE.get(family, family)
-        if "error" in data:
-            return [f"{rtype}: failed: {data['error']}"]
-        addresses = data.get("addresses") or []
+            how = "querying " + " and ".join(_RECORD_TYPE.get(f, f) for f in event.families)
+        return [f"{event.host} port {event.port}, timeout {_seconds(event.timeout)}; {how}"]
+    if isinstance(event, ev.Query):
+        return [f"{_RECORD_TYPE.get(event.family, event.family)} lookup started"]
+    if isinstance(event, ev.DnsAnswer):
+        rtype = _RECORD_TYPE.get(event.family, event.family)
+        if event.error is not None:
+            return [f"{rtype}: failed: {event.error}"]
+        addresses = event.addresses or []
         return [f"{rtype}: {', '.join(map(str, addresses)) if addresses else '(no addresses)'}"]
-    if kind == "gate":
-        reason = str(data.get("reason"))
-        reason = _GATE_REASONS.get(reason, reason)
-        return [f"connecting may begin: {reason}"]
-    if kind == "history":
-        known = data.get("known") or {}
-        knew = [f"{address}: {_knowledge(info)}" for address, info in known.items()]
+    if isinstance(event, ev.GateOpened):
+        return [f"connecting may begin: {_GATE_REASONS.get(event.reason, event.reason)}"]
+    if isinstance(event, ev.HistoryKnown):
+        knew = [f"{address}: {_knowledge(info)}" for address, info in event.known.items()]
         return ["before sorting, history knew " + "; ".join(knew)]
-    if kind == "sorted":
-        order = [str(a) for a in data.get("order") or ()]
-        rules = [str(r) for r in data.get("rules") or ()]
-        if len(order) < 2:
-            return [f"attempt order: {', '.join(order) or '(empty)'}"]
+    if isinstance(event, ev.Sorted):
+        if len(event.order) < 2:
+            return [f"attempt order: {', '.join(event.order) or '(empty)'}"]
         lines = ["attempt order, with what put each address ahead of the next:"]
-        for index, address in enumerate(order):
+        for index, address in enumerate(event.order):
             lines.append(f"  {index + 1}. {address}")
-            if index < len(order) - 1:
-                reason = rules[index] if index < len(rules) else "?"
+            if index < len(event.order) - 1:
+                reason = event.rules[index] if index < len(event.rules) else "?"
                 lines.append(f"       ahead of the next by {reason}")
         return lines
-    if kind == "attempt":
-        family = _FAMILY.get(family, family)
-        next_in = data.get("next_in")
-        tail = ""
-        if next_in:
-            tail = f", attempt delay {_ms(next_in)}"
-        return [f"#{data.get('number')} {data.get('address')} ({family}){tail}"]
-    if kind == "failed":
-        code = data.get("errno")
+    if isinstance(event, ev.AttemptStarted):
+        family = _FAMILY.get(event.family, event.family)
+        tail = f", attempt delay {_ms(event.next_in)}" if event.next_in else ""
+        return [f"#{event.number} {event.address} ({family}){tail}"]
+    if isinstance(event, ev.AttemptFailed):
+        code = event.errno
+        if event.timed_out:
+            return [f"{event.address}: timed out after {_ms(event.elapsed)} (the caller's timeout)"]
         name = _errno.errorcode.get(code, f"errno {code}") if code is not None else "error"
-        why = os.strerror(code) if code is not None else str(data.get("error"))
-        when = "before connect()" if data.get("before_connect") else "after"
-        return [f"{data.get('address')}: {name} ({why}) {when} {_ms(data.get('elapsed') or 0.0)}"]
-    if kind == "connected":
-        return [
-            f"{data.get('address')} in {_ms(data.get('rtt') or 0.0)}"
-            f" (local address {data.get('local')})"
-        ]
-    if kind == "recorded":
-        outcome = str(data.get("outcome"))
+        why = os.strerror(code) if code is not None else event.error
+        when = "before connect()" if event.before_connect else "after"
+        return [f"{event.address}: {name} ({why}) {when} {_ms(event.elapsed)}"]
+    if isinstance(event, ev.Connected):
+        return [f"{event.address} in {_ms(event.rtt)} (local address {event.local})"]
+    if isinstance(event, ev.Recorded):
         meaning = {
             "success": "success (RTT sample)",
             "failure": "failure",
             "lost": "lost the race (counts as a failure)",
-        }.get(outcome, str(outcome))
-        return [f"history: {data.get('address')} {meaning}"]
-    if kind == "closed":
-        return ["losing attempts closed: " + ", ".join(map(str, data.get("addresses") or ()))]
-    if kind == "done":
-        outcome = str(data.get("outcome"))
-        if outcome == "connected":
-            return [f"connected to {data.get('address')}, {data.get('attempts')} attempt(s)"]
-        return [f"{outcome}: {data.get('error')}, {data.get('attempts')} attempt(s)"]
-    return [" ".join(f"{key}={value}" for key, value in data.items())]
+        }.get(event.outcome, event.outcome)
+        return [f"history: {event.address} {meaning}"]
+    if isinstance(event, ev.LosersClosed):
+        return ["losing attempts closed: " + ", ".join(event.addresses)]
+    if isinstance(event, ev.Nat64):
+        found = ", ".join(event.synthesized) or "no NAT64 prefix"
+        took = f" (prefix discovery {_ms(event.discovery)})" if event.discovery is not None else ""
+        return [f"IPv4 unreachable from here: {', '.join(event.ipv4)} -> {found}{took}"]
+    if isinstance(event, ev.Done):
+        if event.outcome == "connected":
+            return [f"connected to {event.address}, {event.attempts} attempt(s)"]
+        return [f"{event.outcome}: {event.error}, {event.attempts} attempt(s)"]
+    return [" ".join(f"{key}={value}" for key, value in event.data.items())]
 
 
 def _knowledge(info: Mapping[str, Any]) -> str:
@@ -714,7 +683,7 @@ def _draw_race(
     if view.won_at is not None:
         marker = (view.won_at, _COLOURS["win"], f"won at {_ms(view.won_at)}")
     elif view.outcome == "timeout":
-        marker = (view.elapsed, _COLOURS["deadline"], f"timeout at {_ms(view.elapsed)}")
+        marker = (view.elapsed, _COLOURS["deadline"], f"gave up at {_ms(view.elapsed)}")
     else:
         marker = None
     if marker is not None:

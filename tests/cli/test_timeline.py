@@ -63,5 +63,5 @@ def test_all_combinations_of_outcomes_render(tmp_path: Path) -> None:
     assert root.find("{http://www.w3.org/2000/svg}title").text == (  # type: ignore[union-attr]
         "title with <markup> & ampersands"
     )
-    assert "timeout at" in svg  # the deadline marker
+    assert "gave up at" in svg  # where a race that timed out ended
     assert "not tried" not in svg

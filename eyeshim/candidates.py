@@ -34,6 +34,7 @@ import collections
 import math
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -164,14 +165,22 @@ def known_addresses(
 
 
 class Inbox:
-    """DNS answers travelling from resolver threads to the racing thread.
+    """DNS answers travelling to the racing thread, and what it must watch
+    for them.
 
-    The racer blocks either on a condition variable (while it has no socket
-    to watch) or in ``select()`` (while attempts run), so a delivery both
-    notifies the condition and, once the racer asked for one, writes a byte
-    to a wake-up socket pair.  The pair is created only when needed: on the
-    happy path both answers arrive before any attempt starts, and the race
-    costs no extra file descriptors.
+    Answers come two ways.  Resolver threads call :meth:`deliver` from their
+    own thread; a resolver that works on the race's own thread (non-blocking
+    sockets, no thread at all) registers its sockets with :meth:`watch`, and
+    its callback, run in the racing thread when a socket is readable, calls
+    :meth:`deliver` there.
+
+    The racer blocks in :meth:`wait` while no attempt runs (a condition
+    variable, or ``poll()`` when sockets are watched), or in the connector's
+    ``select()`` while attempts run, which watches :meth:`watchers`.  A
+    delivery from a thread notifies the condition and, once the racer asked
+    for one, writes a byte to a wake-up socket pair, created only when
+    needed: on the happy path both answers arrive before any attempt starts,
+    and the race costs no extra file descriptors.
     """
 
     def __init__(self) -> None:
@@ -180,6 +189,7 @@ class Inbox:
         self._answers: Deque[Answer] = collections.deque()
         self._reader: Optional[socket.socket] = None
         self._writer: Optional[socket.socket] = None
+        self._watched: Dict[int, Callable[[], None]] = {}
         self._closed = False
 
     def deliver(self, answer: Answer) -> None:
@@ -201,11 +211,46 @@ class Inbox:
             self._answers.clear()
             return answers
 
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call ``on_readable()`` in the racing thread whenever ``fd`` is
+        readable (a resolver's own socket), until :meth:`unwatch`."""
+        self._watched[fd] = on_readable
+
+    def unwatch(self, fd: int) -> None:
+        self._watched.pop(fd, None)
+
+    def watchers(self) -> Dict[int, Callable[[], None]]:
+        """What a selector must watch for this inbox: the wake-up socket for
+        deliveries from threads, and the watched sockets."""
+        watchers = dict(self._watched)
+        watchers[self.fileno()] = self.drain
+        return watchers
+
     def wait(self, timeout: Optional[float]) -> None:
-        """Block until an answer is waiting or ``timeout`` passes."""
+        """Block until an answer is waiting or ``timeout`` passes (serving
+        the watched sockets meanwhile)."""
+        if self._watched:
+            self._poll(timeout)
+            return
         with self._lock:
             if not self._answers:
                 self._arrived.wait(timeout)
+
+    def _poll(self, timeout: Optional[float]) -> None:
+        if self._empty():
+            poller = select.poll()
+            watchers = self.watchers()
+            for fd in watchers:
+                poller.register(fd, select.POLLIN)
+            wait_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
+            for fd, _ in poller.poll(wait_ms):
+                callback = watchers.get(fd)
+                if callback is not None:
+                    callback()
+
+    def _empty(self) -> bool:
+        with self._lock:
+            return not self._answers
 
     def fileno(self) -> int:
         """A descriptor that becomes readable when an answer arrives."""
@@ -232,6 +277,7 @@ class Inbox:
         with self._lock:
             self._closed = True
             self._answers.clear()
+            self._watched.clear()
             for sock in (self._reader, self._writer):
                 if sock is not None:
                     sock.close()

@@ -165,7 +165,8 @@ class SocketConnector:
         self._prepare_socket = prepare_socket
         self._selector: Optional[selectors.BaseSelector] = None
         self._open: Dict[int, Attempt] = {}
-        self._inbox_fd: Optional[int] = None
+        # descriptors of the inbox registered on the selector -> callback
+        self._channel: Dict[int, Callable[[], None]] = {}
 
     def open(self, info: AddrInfo) -> Attempt:
         family, type_, proto = info[0], info[1], info[2]
@@ -220,18 +221,19 @@ class SocketConnector:
                 # with no lookup left) can be pending.
                 threading.Event().wait(timeout)
             return []
-        if inbox is not None and self._inbox_fd is None:
-            self._inbox_fd = inbox.fileno()
-            selector.register(self._inbox_fd, selectors.EVENT_READ, None)
-        elif inbox is None and self._inbox_fd is not None:
-            selector.unregister(self._inbox_fd)
-            self._inbox_fd = None
+        wanted = inbox.watchers() if inbox is not None else {}
+        for fd in [fd for fd in self._channel if fd not in wanted]:
+            selector.unregister(fd)
+            del self._channel[fd]
+        for fd, callback in wanted.items():
+            if fd not in self._channel:
+                selector.register(fd, selectors.EVENT_READ, callback)
+                self._channel[fd] = callback
         done: List[Tuple[Attempt, Optional[OSError]]] = []
         for key, _ in selector.select(timeout):
             attempt = key.data
-            if attempt is None:
-                if inbox is not None:
-                    inbox.drain()
+            if not isinstance(attempt, Attempt):
+                attempt()  # the inbox's: a DNS answer to read
                 continue
             selector.unregister(key.fileobj)
             code = attempt.handle.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -271,7 +273,7 @@ class SocketConnector:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
-        self._inbox_fd = None
+        self._channel = {}
 
 
 def failure(errors: List[BaseException], all_errors: bool) -> BaseException:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import pytest
 from fakenet import (
@@ -29,9 +30,11 @@ from fakenet import (
 )
 
 from eyeshim.candidates import HostsFile, numeric_addresses
+from eyeshim.cli.demo import BrokenAndWorking
 from eyeshim.config import Config
 from eyeshim.connection import connect
 from eyeshim.dns.resolvconf import parse
+from eyeshim.resolving import Answer
 
 # -- known addresses -----------------------------------------------------------
 
@@ -288,3 +291,77 @@ def test_names_with_enough_dots_are_tried_as_they_are_first() -> None:
         "www.example.com.example.org",
     ]
     assert SEARCH.candidates("absolute.") == ["absolute"]
+
+
+# -- resolvers that work on the race's own thread ------------------------------------
+
+
+class SocketResolver:
+    """Answers when a byte arrives on a socket the race watches: the shape of
+    a resolver that reads DNS replies from its own non-blocking sockets."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.read_end, self.write_end = socket.socketpair()
+        self.read_end.setblocking(False)
+        self.answered_in: Optional[threading.Thread] = None
+        self.threads_at_answer: List[str] = []
+
+    def resolve(self, host: Any, port: Any, family: int, deliver: Any) -> Any:
+        inbox = deliver.__self__  # the race's Inbox
+        fd = self.read_end.fileno()
+
+        def readable() -> None:
+            self.read_end.recv(16)
+            self.answered_in = threading.current_thread()
+            self.threads_at_answer = [t.name for t in threading.enumerate()]
+            inbox.unwatch(fd)
+            infos = socket.getaddrinfo(self.address, port, family, socket.SOCK_STREAM)
+            deliver(Answer(family, infos))
+
+        inbox.watch(fd, readable)
+        return lambda: None
+
+
+def test_a_resolver_on_the_race_thread_is_served_by_the_race() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        resolver = SocketResolver("127.0.0.1")
+        timer = threading.Timer(0.05, resolver.write_end.send, (b"x",))
+        timer.start()
+        address = ("watched.invalid", port)
+        with connect(address, 5, family=socket.AF_INET, resolver=resolver) as sock:
+            assert sock.getpeername() == ("127.0.0.1", port)
+        timer.join()
+        assert resolver.answered_in is threading.current_thread()
+        assert not [name for name in resolver.threads_at_answer if name.startswith("eyeshim")]
+        resolver.read_end.close()
+        resolver.write_end.close()
+
+
+def test_a_watched_socket_answer_joins_a_race_with_attempts_running() -> None:
+    # The broken address is already being tried (its socket on the race's
+    # selector) when the other family's answer arrives on a watched socket.
+    with BrokenAndWorking() as lab:
+        resolver = SocketResolver(lab.working_host)
+        broken = socket.getaddrinfo(lab.broken_host, lab.port, lab.broken_family, 1)
+
+        class Both:
+            def resolve(self, host: Any, port: Any, family: int, deliver: Any) -> Any:
+                if family == lab.broken_family:
+                    deliver(Answer(family, broken))
+                    return lambda: None
+                return resolver.resolve(host, port, family, deliver)
+
+        timer = threading.Timer(0.1, resolver.write_end.send, (b"x",))
+        timer.start()
+        started = time.monotonic()
+        with connect(("watched.invalid", lab.port), 5, resolver=Both(), history=None) as sock:
+            assert sock.getpeername()[0] == lab.working_host
+        assert time.monotonic() - started < 2
+        timer.join()
+        assert resolver.answered_in is threading.current_thread()
+        resolver.read_end.close()
+        resolver.write_end.close()

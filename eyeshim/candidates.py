@@ -309,7 +309,8 @@ class Candidates:
         self._cancels: List[Callable[[], None]] = []
         self._untried: List[AddrInfo] = []
         self._attempted: List[int] = []  # families of the addresses handed out
-        self._seen: Set[Tuple[Any, ...]] = set()
+        # every address resolved so far (deduplicated), in arrival order
+        self._seen: Dict[Tuple[Any, ...], AddrInfo] = {}
         self._first_answer: Optional[float] = None
         self._gate_open = False
         self._dns_errors: Dict[int, BaseException] = {}
@@ -317,9 +318,14 @@ class Candidates:
         # lookup would have used, and those already in the race.
         self._held: Dict[int, Answer] = {}
         self._names: Dict[int, Optional[str]] = {}
+        # When the last lookup answered, and the stdlib's order of every
+        # address: the race makes sure it is never behind the stdlib's walk.
+        self._resolved_at: Optional[float] = None
+        self._stock: Optional[List[AddrInfo]] = None
         if known is not None:
             self._add(known)
             self._open_gate("known")
+            self._resolved_at = dial.start
 
     # -- lookups -------------------------------------------------------------------
 
@@ -352,6 +358,8 @@ class Candidates:
                 self._take(answer)
             if answers:
                 self._settle(now)
+                if not self._pending:
+                    self._resolved_at = now
         if not self._gate_open and self._untried:
             self._check_gate(now)
 
@@ -452,9 +460,10 @@ class Candidates:
         for info in infos:
             key = _dedupe_key(info)
             if key not in self._seen:
-                self._seen.add(key)
+                self._seen[key] = info
                 new.append(info)
         if new:
+            self._stock = None
             # R7/R24: newcomers are sorted together with the addresses not yet
             # tried, continuing the interleaving of those already handed out;
             # attempts already running are left alone (R22).
@@ -536,9 +545,21 @@ class Candidates:
         self._attempted.append(info[0])
         return info
 
-    def stock_order(self, infos: List[AddrInfo]) -> List[AddrInfo]:
-        """``infos`` in the order the stdlib would have tried them."""
-        return self._order.stock_order(infos)
+    def take(self, info: AddrInfo) -> None:
+        """Hand the untried ``info`` to the race out of turn (see
+        ``Race._catch_up``)."""
+        self._untried.remove(info)
+        self._attempted.append(info[0])
+
+    def stock_walk(self) -> Optional[Tuple[List[AddrInfo], float]]:
+        """Every address, in the order the stdlib would try them, and when
+        the stdlib's single lookup would have returned; None while lookups
+        are pending (the stdlib would not have begun)."""
+        if self._resolved_at is None or self._pending:
+            return None
+        if self._stock is None:
+            self._stock = self._order.stock_order(list(self._seen.values()))
+        return self._stock, self._resolved_at
 
     def resolution_error(self) -> Optional[BaseException]:
         """What to raise when the race ends without having tried anything

@@ -48,6 +48,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name
+from .config import ATTEMPT_DELAY_FLOOR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -323,6 +324,19 @@ class Race:
     whole.  An attempt that times out has failed, and the next address is
     tried at once.  The race ends when an attempt connects, or when every
     address has been tried and has failed and no lookup is pending.
+
+    Never behind the stdlib.  Interleaving families and staggering attempts
+    is what makes a broken family cheap, but with a short timeout or a slow
+    other family it can reach an address later than the stdlib's plain walk
+    would (the stdlib tries the second IPv6 address as soon as the first
+    times out; the interleaved order tries IPv4 first and the second IPv6
+    address an attempt delay later).  So the race keeps the stdlib's walk
+    alongside (:meth:`_stock_due`): in getaddrinfo's order, each address
+    starting when the one before it failed, as long as it took to fail here.
+    Whenever that walk reaches an address the race has not tried, the race
+    tries it at once.  Every address is then tried no later than the stdlib
+    would try it, so every connection that stock makes, eyeshim makes no
+    later (tests/test_never_worse_than_stock.py checks this as a property).
     """
 
     def __init__(self, dial: Dial, candidates: Candidates) -> None:
@@ -336,6 +350,12 @@ class Race:
         # before connect() (those never became attempts)
         self._failures: List[Tuple[AddrInfo, BaseException]] = []
         self._next_start = -math.inf
+        self._last_start = -math.inf
+        # The stdlib's walk (see the class docstring): how long each address
+        # took to fail here (None while running), and how far the walk is.
+        self._tried: Dict[Tuple[Any, ...], Optional[float]] = {}
+        self._walked = 0
+        self._walk_time: Optional[float] = None
 
     # -- attempts ------------------------------------------------------------
 
@@ -358,9 +378,9 @@ class Race:
             cfg.max_connection_attempt_delay,
         )
 
-    def _start_next(self) -> Optional[Attempt]:
-        """Start the best untried address; the attempt if it connected at once."""
-        info = self.candidates.next()
+    def _start(self, info: AddrInfo) -> Optional[Attempt]:
+        """Start an attempt on ``info``; the attempt if it connected at once."""
+        self._tried[_key(info)] = 0.0  # failing before connect() takes no time
         try:
             attempt = self.connector.open(info)
         except OSError as exc:
@@ -381,6 +401,7 @@ class Race:
         # someone records events) happened since, and must not count as RTT.
         now = self.connector.now()
         attempt.started = now
+        self._tried[_key(info)] = None
         timeout = self.dial.timeout
         attempt.deadline = None if timeout is None else now + timeout
         self._outcome.attempts.append(attempt)
@@ -400,6 +421,7 @@ class Race:
             self._failed(attempt, exc, now)
             return None
         self._next_start = now + delay
+        self._last_start = now
         self._running.append(attempt)
         return attempt if connected else None
 
@@ -417,6 +439,7 @@ class Race:
                 timed_out=True if result == Attempt.TIMED_OUT else None,
             )
         self._failures.append((attempt.info, error))
+        self._tried[_key(attempt.info)] = now - attempt.started
         # A failure frees its slot: the next address is tried at once.
         self._next_start = min(self._next_start, now)
 
@@ -426,6 +449,28 @@ class Race:
             self._running.remove(attempt)
             self.connector.discard(attempt)
             self._failed(attempt, self._timeout_error(), now, Attempt.TIMED_OUT)
+
+    def _stock_due(self) -> Optional[Tuple[AddrInfo, float]]:
+        """The address the stdlib's walk has reached without the race having
+        tried it, and when the walk reached it; None when there is none (the
+        walk waits on an attempt still running, or has not begun)."""
+        walk = self.candidates.stock_walk()
+        if walk is None:
+            return None
+        order, resolved_at = walk
+        if self._walk_time is None:
+            self._walk_time = resolved_at
+        while self._walked < len(order):
+            info = order[self._walked]
+            key = _key(info)
+            if key not in self._tried:
+                return info, self._walk_time
+            took = self._tried[key]
+            if took is None:
+                return None  # still running: the stdlib would be waiting on it too
+            self._walk_time += took
+            self._walked += 1
+        return None
 
     def _timeout_error(self) -> OSError:
         if self.dial.timeout == 0:
@@ -477,9 +522,10 @@ class Race:
             outcome.kind, outcome.error = "resolve failed", error
             return
         failures, self._failures = self._failures, []
-        by_key = {_key(info): exc for info, exc in failures}
-        ordered = self.candidates.stock_order([info for info, _ in failures])
-        errors = [by_key[_key(info)] for info in ordered]
+        walk = self.candidates.stock_walk()
+        rank = {_key(info): n for n, info in enumerate(walk[0])} if walk is not None else {}
+        failures.sort(key=lambda failure: rank.get(_key(failure[0]), len(rank)))
+        errors = [error for _, error in failures]
         if all(isinstance(e, socket.timeout) for e in errors):
             outcome.kind = "timeout"
         outcome.error = failure(errors, self.dial.all_errors)
@@ -505,8 +551,21 @@ class Race:
             candidates.update(now)
             if self._running:
                 self._expire(now)
-            if candidates.ready and self._may_start(now):
-                winner = self._start_next()
+            due = self._stock_due()
+            overdue = due is not None and due[1] < now
+            if due is not None and self._running and self._running[-1].started == self._last_start:
+                # Never two starts at once (R15): while the latest attempt
+                # runs, a catch-up keeps the 10 ms floor after its start.
+                due = (due[0], max(due[1], self._last_start + ATTEMPT_DELAY_FLOOR))
+            info: Optional[AddrInfo] = None
+            he_may_start = candidates.ready and self._may_start(now)
+            if due is not None and now >= due[1] and (overdue or not he_may_start):
+                info = due[0]  # the stdlib would be trying it by now
+                candidates.take(info)
+            elif he_may_start:
+                info = candidates.next()
+            if info is not None:
+                winner = self._start(info)
                 if winner is not None:
                     self._win([winner], winner.started)
                     return
@@ -514,7 +573,7 @@ class Race:
             if not self._running and candidates.exhausted:
                 self._fail()
                 return
-            wake = self._next_wakeup()
+            wake = self._next_wakeup(due[1] if due is not None else None)
             timeout = None if wake is None else max(0.0, wake - now)
             finished = connector.wait(timeout, candidates.inbox if candidates.pending else None)
             if not finished:
@@ -532,8 +591,10 @@ class Race:
                 self._win(winners, now)
                 return
 
-    def _next_wakeup(self) -> Optional[float]:
+    def _next_wakeup(self, stock_due: Optional[float]) -> Optional[float]:
         times = [a.deadline for a in self._running if a.deadline is not None]
+        if stock_due is not None:
+            times.append(stock_due)
         if self.candidates.ready:
             times.append(self._next_start)
         else:

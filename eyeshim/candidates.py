@@ -33,12 +33,10 @@ from __future__ import annotations
 import collections
 import math
 import os
-import re
 import select
 import socket
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, Host, Port, address_of, family_name
@@ -46,6 +44,8 @@ from .resolving import Answer, Resolver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+
     from .dial import Dial
     from .ordering import Orderer
 
@@ -65,7 +65,7 @@ _WRONG_FAMILY = frozenset(
 # colons, and the "x" of inet_aton's hex forms ("0x7f.1").  A host with any
 # other character is a name, and asking getaddrinfo (which then raises) costs
 # more than the whole stdlib fast path we are trying to match.
-_NOT_LITERAL = re.compile(r"[^0-9a-fA-FxX.:]")
+_LITERAL_CHARACTERS = "0123456789abcdefABCDEFxX.:"
 
 
 def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[AddrInfo]]:
@@ -75,7 +75,7 @@ def numeric_addresses(host: Host, port: Port, family: int = 0) -> Optional[List[
     a wrong argument type) propagate exactly as getaddrinfo raises them, so
     the caller sees the stdlib's own error for bad input.
     """
-    if isinstance(host, str) and _NOT_LITERAL.search(host.partition("%")[0]):
+    if isinstance(host, str) and host.partition("%")[0].strip(_LITERAL_CHARACTERS):
         return None
     try:
         return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
@@ -185,7 +185,12 @@ class Inbox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
+        # Held while nothing has arrived; a delivery releases it, and the
+        # racer's acquire() both waits for and consumes the signal.  Cheaper
+        # than a Condition, which allocates a lock per wait.
+        self._arrived = threading.Lock()
+        self._arrived.acquire()
+        self._signalled = False
         self._answers: Deque[Answer] = collections.deque()
         self._reader: Optional[socket.socket] = None
         self._writer: Optional[socket.socket] = None
@@ -198,7 +203,9 @@ class Inbox:
             if self._closed:
                 return
             self._answers.append(answer)
-            self._arrived.notify()
+            if not self._signalled:
+                self._signalled = True
+                self._arrived.release()
             if self._writer is not None:
                 try:
                     self._writer.send(b"\0")
@@ -233,8 +240,12 @@ class Inbox:
             self._poll(timeout)
             return
         with self._lock:
-            if not self._answers:
-                self._arrived.wait(timeout)
+            if self._answers:
+                return
+        got = self._arrived.acquire(True, -1 if timeout is None else timeout)
+        if got:
+            with self._lock:
+                self._signalled = False  # held again: the next wait waits
 
     def _poll(self, timeout: Optional[float]) -> None:
         if self._empty():
@@ -419,12 +430,12 @@ class Candidates:
         once for both families."""
         if answer.name is None:
             return True  # a resolver that does not say which name answered
-        names = self._search_names()
-        if len(names) < 2:
-            return True  # no search list applies: one name for every family
         other = socket.AF_INET if answer.family == socket.AF_INET6 else socket.AF_INET6
         if other not in self._dial.families or other in self._dns_errors:
             return True
+        names = self._search_names()
+        if len(names) < 2:
+            return True  # no search list applies: one name for every family
         position = _position(names, answer.name)
         if other in self._pending:
             # Safe before the other family answers only if no name comes

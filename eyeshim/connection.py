@@ -34,7 +34,6 @@ import errno
 import math
 import operator
 import socket
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name, lookup_families
@@ -49,6 +48,8 @@ from .state import STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
     from .dns.resolvconf import ResolvConf
     from .nat64 import Prefixes
 

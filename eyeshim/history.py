@@ -49,7 +49,10 @@ import collections
 import math
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 __all__ = ["History", "Record"]
 

@@ -35,9 +35,16 @@ import ipaddress
 import socket
 import threading
 import time
-from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from .addrinfo import AddrInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+    IPv4Like = Union[str, ipaddress.IPv4Address]
+    IPv6Like = Union[str, ipaddress.IPv6Address]
+    Lookup = Callable[[], Sequence[IPv6Like]]
 
 __all__ = [
     "PREFIX_LENGTHS",
@@ -59,9 +66,6 @@ DISCOVERY_NAME = "ipv4only.arpa"
 # Errors that mean "this host cannot send IPv4 there at all", as opposed to
 # a server that refused or a path that dropped packets.
 UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
-
-IPv4Like = Union[str, ipaddress.IPv4Address]
-IPv6Like = Union[str, ipaddress.IPv6Address]
 
 
 def _positions(prefix_length: int) -> List[int]:
@@ -122,9 +126,6 @@ def prefixes_from_answers(answers: Sequence[IPv6Like]) -> List[ipaddress.IPv6Net
                     found.append(network)
                 break  # the shortest match wins; longer ones are coincidence
     return found
-
-
-Lookup = Callable[[], Sequence[IPv6Like]]
 
 
 def _lookup_ipv4only() -> List[str]:

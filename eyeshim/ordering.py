@@ -1,5 +1,9 @@
 """Ordering: which address to try next (RFC 8305 §4).
 
+(``sorting`` and with it ``ipaddress`` are imported when there are two
+addresses to sort, not before: a first connection to a single address does
+not pay for them.)
+
 This is where the pure RFC 6724 sorter (``sorting``) meets what the process
 has learned (``history``):
 
@@ -29,32 +33,33 @@ from __future__ import annotations
 import ipaddress
 import operator
 import socket
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Hashable,
-    Iterable,
-    List,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-)
 
-from . import sorting
 from .addrinfo import AddrInfo, address_of
 from .history import History, rtt_bucket
-from .sorting.policy import parse_address
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import (
+        Any,
+        Callable,
+        Dict,
+        Hashable,
+        Iterable,
+        List,
+        Optional,
+        Sequence,
+        Tuple,
+        TypeVar,
+    )
+
+    _T = TypeVar("_T")
+    SourceFinder = Callable[[str, int], Optional[Any]]
 
 __all__ = ["Orderer", "interleave"]
 
-_T = TypeVar("_T")
 
 # A global IPv4 destination with a source on its own network: "IPv4 works".
 _IPV4_STAND_IN = ("198.51.100.1", "198.51.100.2")
-
-SourceFinder = Callable[[str, int], Optional[Any]]
 
 
 class Orderer:
@@ -108,6 +113,8 @@ class Orderer:
         address = address_of(info)
         verdict = self._beats_ipv4.get(address)
         if verdict is None:
+            from . import sorting
+
             ordered = sorting.sort_destinations(
                 [(address, self.source_of(info)), _IPV4_STAND_IN], self.policy
             )
@@ -170,6 +177,8 @@ class Orderer:
             history_key if records else None,
         )
         plan.failed = failed
+        from . import sorting
+
         plan.ordered = sorting.sort_destinations(
             [(address, sources[address]) for address in by_address],
             self.policy,
@@ -229,6 +238,10 @@ class Orderer:
         alone (``getaddrinfo``'s order), without history or interleaving.
         What the race reports when everything failed follows this order, so
         the error a caller sees never depends on what the history knew."""
+        if len(infos) < 2:
+            return list(infos)
+        from . import sorting
+
         by_address = {address_of(info): info for info in infos}
         ordered = sorting.sort_destinations(
             [(address, self.source_of(info)) for address, info in by_address.items()], self.policy
@@ -313,6 +326,8 @@ class _Plan:
             # Interleaving keeps each family's order and only moves families
             # past each other, so a pair against the sort's order is its doing.
             return "interleave"
+        from . import sorting
+
         try:
             return sorting.deciding_rule(
                 (first, self.sources.get(first)),
@@ -339,6 +354,8 @@ def _family_of(family: int) -> int:
 
 def _address_family(item: object) -> int:
     if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
+        from .sorting.policy import parse_address
+
         address = parse_address(item, "address")
         return socket.AF_INET if address.version == 4 else socket.AF_INET6
     raise TypeError(

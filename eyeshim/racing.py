@@ -39,12 +39,11 @@ from __future__ import annotations
 import errno
 import math
 import os
-import selectors
+import select
 import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
 from . import events
 from .addrinfo import AddrInfo, ExceptionGroup, address_of, family_name
@@ -52,8 +51,12 @@ from .config import ATTEMPT_DELAY_FLOOR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Protocol, Set, Tuple
+
     from .candidates import Candidates, Inbox
     from .dial import Dial
+else:
+    Protocol = object
 
 __all__ = ["Attempt", "Connector", "Outcome", "Race", "SocketConnector", "failure"]
 
@@ -153,7 +156,14 @@ class Connector(Protocol):
 
 
 class SocketConnector:
-    """Real non-blocking sockets watched by one selector."""
+    """Real non-blocking sockets, watched with one ``poll()`` object.
+
+    ``select.poll`` rather than the ``selectors`` module's epoll: a race
+    watches a handful of descriptors for a few milliseconds, and creating,
+    registering with and closing an epoll instance costs more system calls
+    than it saves; ``poll`` needs no descriptor of its own and nothing to
+    close.  (Where ``poll`` is missing, ``select.select`` serves.)
+    """
 
     def __init__(
         self,
@@ -164,10 +174,12 @@ class SocketConnector:
         self.now = clock
         self._source_address = source_address
         self._prepare_socket = prepare_socket
-        self._selector: Optional[selectors.BaseSelector] = None
+        self._poller: Any = None
+        # descriptor -> the attempt waiting on it, or the inbox's callback
+        self._watched: Dict[int, Any] = {}
         self._open: Dict[int, Attempt] = {}
-        # descriptors of the inbox registered on the selector -> callback
-        self._channel: Dict[int, Callable[[], None]] = {}
+        # descriptors of the inbox being watched
+        self._channel: Set[int] = set()
 
     def open(self, info: AddrInfo) -> Attempt:
         family, type_, proto = info[0], info[1], info[2]
@@ -196,15 +208,23 @@ class SocketConnector:
         self._open[id(attempt)] = attempt
         return attempt
 
+    def _watch(self, fd: int, data: Any, events: int) -> None:
+        if self._poller is None:
+            self._poller = _new_poller()
+        self._poller.register(fd, events)
+        self._watched[fd] = data
+
+    def _unwatch(self, fd: int) -> None:
+        if self._watched.pop(fd, None) is not None:
+            self._poller.unregister(fd)
+
     def connect(self, attempt: Attempt) -> bool:
         sock: socket.socket = attempt.handle
         code = sock.connect_ex(attempt.info[4])
         if code == 0:
             return True
         if code in _IN_PROGRESS:
-            if self._selector is None:
-                self._selector = selectors.DefaultSelector()
-            self._selector.register(sock, selectors.EVENT_WRITE, attempt)
+            self._watch(sock.fileno(), attempt, _WRITABLE)
             return False
         raise OSError(code, os.strerror(code))
 
@@ -213,8 +233,7 @@ class SocketConnector:
     ) -> List[Tuple[Attempt, Optional[OSError]]]:
         if timeout is not None and timeout > _LONGEST_WAIT:
             timeout = _LONGEST_WAIT  # the caller's loop simply waits again
-        selector = self._selector
-        if selector is None or not selector.get_map():
+        if len(self._watched) == len(self._channel):  # no attempt to watch
             if inbox is not None:
                 inbox.wait(timeout)
             elif timeout is not None:
@@ -224,42 +243,37 @@ class SocketConnector:
             return []
         wanted = inbox.watchers() if inbox is not None else {}
         for fd in [fd for fd in self._channel if fd not in wanted]:
-            selector.unregister(fd)
-            del self._channel[fd]
+            self._unwatch(fd)
+            self._channel.discard(fd)
         for fd, callback in wanted.items():
             if fd not in self._channel:
-                selector.register(fd, selectors.EVENT_READ, callback)
-                self._channel[fd] = callback
+                self._watch(fd, callback, _READABLE)
+                self._channel.add(fd)
         done: List[Tuple[Attempt, Optional[OSError]]] = []
-        for key, _ in selector.select(timeout):
-            attempt = key.data
-            if not isinstance(attempt, Attempt):
-                attempt()  # the inbox's: a DNS answer to read
+        wait_ms = None if timeout is None else math.ceil(timeout * 1000)
+        for fd, _ in self._poller.poll(wait_ms):
+            waiting = self._watched.get(fd)
+            if waiting is None:
                 continue
-            selector.unregister(key.fileobj)
-            code = attempt.handle.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            done.append((attempt, None if code == 0 else OSError(code, os.strerror(code))))
+            if not isinstance(waiting, Attempt):
+                waiting()  # the inbox's: a DNS answer to read
+                continue
+            self._unwatch(fd)
+            code = waiting.handle.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            done.append((waiting, None if code == 0 else OSError(code, os.strerror(code))))
         return done
 
     def discard(self, attempt: Attempt) -> None:
         if self._open.pop(id(attempt), None) is None:
             return
         sock: socket.socket = attempt.handle
-        if self._selector is not None:
-            try:
-                self._selector.unregister(sock)
-            except (KeyError, ValueError):
-                pass
+        self._unwatch(sock.fileno())
         sock.close()
 
     def detach(self, attempt: Attempt) -> socket.socket:
         self._open.pop(id(attempt), None)
         sock: socket.socket = attempt.handle
-        if self._selector is not None:
-            try:
-                self._selector.unregister(sock)
-            except (KeyError, ValueError):
-                pass
+        self._unwatch(sock.fileno())
         return sock
 
     def local_address(self, attempt: Attempt) -> Optional[str]:
@@ -271,10 +285,42 @@ class SocketConnector:
     def close(self) -> None:
         for attempt in list(self._open.values()):
             self.discard(attempt)
-        if self._selector is not None:
-            self._selector.close()
-            self._selector = None
-        self._channel = {}
+        self._poller = None
+        self._watched = {}
+        self._channel = set()
+
+
+_READABLE = getattr(select, "POLLIN", 1)
+_WRITABLE = getattr(select, "POLLOUT", 4)
+
+
+def _new_poller() -> Any:
+    if hasattr(select, "poll"):
+        return select.poll()
+    return _SelectPoller()  # pragma: no cover - platforms without poll()
+
+
+class _SelectPoller:  # pragma: no cover - platforms without poll()
+    """``select.poll``'s interface over ``select.select``."""
+
+    def __init__(self) -> None:
+        self._fds: Dict[int, int] = {}
+
+    def register(self, fd: int, events: int) -> None:
+        self._fds[fd] = events
+
+    def unregister(self, fd: int) -> None:
+        del self._fds[fd]
+
+    def poll(self, timeout_ms: Optional[int]) -> List[Tuple[int, int]]:
+        readers = [fd for fd, ev in self._fds.items() if ev & _READABLE]
+        writers = [fd for fd, ev in self._fds.items() if ev & _WRITABLE]
+        timeout = None if timeout_ms is None else timeout_ms / 1000
+        readable, writable, failed = select.select(readers, writers, writers, timeout)
+        ready = {fd: _READABLE for fd in readable}
+        for fd in (*writable, *failed):
+            ready[fd] = _WRITABLE
+        return list(ready.items())
 
 
 def failure(errors: List[BaseException], all_errors: bool) -> BaseException:

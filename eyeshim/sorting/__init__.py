@@ -19,8 +19,6 @@ other public names are for eyeshim's own modules and tests.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .policy import (
     DEFAULT_GAI_CONF,
     SCOPE_ADMIN_LOCAL,
@@ -36,6 +34,7 @@ from .policy import (
 from .rfc6724 import RULES, common_prefix_len, deciding_rule, sort_destinations
 from .sources import find_source
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..ordering import interleave
 

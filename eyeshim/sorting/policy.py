@@ -38,10 +38,22 @@ import functools
 import ipaddress
 import os
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
-AddressLike = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, str]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+    IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+    AddressLike = Union[ipaddress.IPv4Address, ipaddress.IPv6Address, str]
+    _V6Rows = Tuple[Tuple[ipaddress.IPv6Network, int], ...]
+    _V4Rows = Tuple[Tuple[ipaddress.IPv4Network, int], ...]
+    #: What identifies one version of a file: ``(st_mtime_ns, st_size, st_ino)``.
+    Stamp = Tuple[int, int, int]
+    _V6RowsIn = Iterable[Tuple[Union[str, ipaddress.IPv6Network], int]]
+    _V4RowsIn = Iterable[Tuple[Union[str, ipaddress.IPv4Network], int]]
+else:  # run-time stand-ins for names other modules import
+    IPAddress = AddressLike = Stamp = tuple
+
 
 #: Where glibc reads its configuration from.
 DEFAULT_GAI_CONF = "/etc/gai.conf"
@@ -115,11 +127,6 @@ _RFC6724_SCOPEV4: Tuple[Tuple[str, int], ...] = (
 _IMPLICIT_PRECEDENCE = 40
 _IMPLICIT_LABEL = 1
 _IMPLICIT_SCOPE = SCOPE_GLOBAL
-
-_V6Rows = Tuple[Tuple[ipaddress.IPv6Network, int], ...]
-_V4Rows = Tuple[Tuple[ipaddress.IPv4Network, int], ...]
-_V6RowsIn = Iterable[Tuple[Union[str, ipaddress.IPv6Network], int]]
-_V4RowsIn = Iterable[Tuple[Union[str, ipaddress.IPv4Network], int]]
 
 
 # --------------------------------------------------------------------------
@@ -682,10 +689,6 @@ class PolicyTable:
 
 def _v6_map(rows: _V6Rows) -> _PrefixMap:
     return _PrefixMap(((int(net.network_address), net.prefixlen, v) for net, v in rows), 128)
-
-
-#: What identifies one version of a file: ``(st_mtime_ns, st_size, st_ino)``.
-Stamp = Tuple[int, int, int]
 
 
 def load_gai_conf(path: str, base: Optional[PolicyTable] = None) -> Tuple[Stamp, PolicyTable]:

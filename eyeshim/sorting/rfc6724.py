@@ -39,18 +39,21 @@ References: RFC 6724 §2.2 (CommonPrefixLen), §6 (destination rules), §10.2
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple, TypeVar
 
 from .policy import AddressLike, IPAddress, PolicyTable, parse_address, policy_key
 
-_D = TypeVar("_D", bound=AddressLike)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple, TypeVar
+
+    _D = TypeVar("_D", bound=AddressLike)
+
+    class _SupportsLessThan(Protocol):
+        def __lt__(self, other: Any, /) -> bool: ...
+
 
 # policy=None means RFC 6724's table; looked up once, not once per sort.
 _DEFAULT_POLICY = PolicyTable.rfc6724()
-
-
-class _SupportsLessThan(Protocol):
-    def __lt__(self, other: Any, /) -> bool: ...
 
 
 def common_prefix_len(source: ipaddress.IPv6Address, destination: ipaddress.IPv6Address) -> int:

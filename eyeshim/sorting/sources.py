@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Any, Optional, Tuple
 
 from .policy import AddressLike, IPAddress, parse_address
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at the first connection
+    from typing import Any, Optional, Tuple
 
 
 def _zone_index(zone: str) -> Optional[int]:

@@ -278,6 +278,12 @@ def test_strict_turns_any_start_up_problem_into_a_failed_start() -> None:
         assert next(iter(bad)) in ran.stderr
     fine = eyeshim_run(["-c", PRINT_STATE], clean_env(EYESHIM_STRICT="1"))
     assert (fine.returncode, fine.stdout.strip(), fine.stderr) == (0, "True", "")
+    # eyeshim's own command still runs, to say what is wrong.
+    status = eyeshim_run(
+        ["-m", "eyeshim", "status"], clean_env(EYESHIM_STRICT="1", EYESHIM_HISTORY="maybe")
+    )
+    assert status.returncode == 1
+    assert "problem: EYESHIM_HISTORY='maybe'" in status.stdout
 
 
 def test_quiet_silences_interpreters_that_cannot_load_eyeshim(tmp_path: Path) -> None:

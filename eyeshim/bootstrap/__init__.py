@@ -130,7 +130,7 @@ def _activate(origin: str) -> None:
         strict = bool(read_variable(STRICT_VARIABLE))
     except ValueError:
         strict = False  # malformed: already one of the problems
-    if strict and (checked.problems or checked.warnings):
+    if strict and (checked.problems or checked.warnings) and not _is_eyeshim_command():
         _fail(checked.problems + checked.warnings)
     try:
         verbose = read_variable(VERBOSE_VARIABLE)
@@ -214,6 +214,21 @@ def _fail(messages: List[str]) -> None:
         f"{STRICT_EXIT_STATUS}); 'eyeshim status' lists the problems"
     )
     os._exit(STRICT_EXIT_STATUS)
+
+
+def _is_eyeshim_command() -> bool:
+    """Whether this interpreter runs eyeshim's own command (``eyeshim status``,
+    ``python -m eyeshim ...``): strict mode must not stop the very tool that
+    explains what is wrong; it warns and runs stock like any other."""
+    argv: List[str] = list(getattr(sys, "orig_argv", None) or sys.argv)
+    for index, arg in enumerate(argv[1:], 1):
+        if arg == "-m":
+            return argv[index + 1 : index + 2] in (["eyeshim"], ["eyeshim.cli"])
+        if arg.startswith("-m"):
+            return arg[2:] in ("eyeshim", "eyeshim.cli")
+        if not arg.startswith("-"):  # a script
+            return os.path.basename(arg) == "eyeshim"
+    return bool(argv) and os.path.basename(argv[0]) == "eyeshim"
 
 
 def _say(line: str) -> None:

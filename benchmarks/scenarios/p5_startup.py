@@ -209,8 +209,8 @@ def _measure(
     )
     result.tables.append(
         {
-            "title": f"Modules imported only with the drop-in on ({flavour}), `python -X importtime "
-            "-c 'import socket'` (one run; ms)",
+            "title": f"Modules imported only with the drop-in on ({flavour}), "
+            "`python -X importtime -c 'import socket'` (one run; ms)",
             "header": ["module (· = nesting)", "depth", "self ms", "cumulative ms"],
             "rows": rows,
         }

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         install_from_env,
         installed,
         installed_integrations,
+        integration_status,
         is_installed,
         uninstall,
     )
@@ -48,6 +49,7 @@ _EXPORTS = {
     "install_from_env": ".patches",
     "installed": ".patches",
     "installed_integrations": ".patches",
+    "integration_status": ".patches",
     "is_installed": ".patches",
     "uninstall": ".patches",
 }
@@ -65,6 +67,7 @@ __all__ = [
     "install_from_env",
     "installed",
     "installed_integrations",
+    "integration_status",
     "is_installed",
     "set_config",
     "uninstall",

@@ -54,14 +54,17 @@ __all__ = [
     "ENV_PREFIX",
     "INTEGRATIONS",
     "INTEGRATIONS_VARIABLE",
+    "QUIET_VARIABLE",
     "SETTINGS",
     "STATS_VARIABLE",
+    "STRICT_VARIABLE",
     "SWITCHES",
     "TRACE_VARIABLE",
     "VERBOSE_VARIABLE",
     "Config",
     "Setting",
     "Switch",
+    "check_environment",
     "get_config",
     "known_variables",
     "parse_bool",
@@ -70,6 +73,7 @@ __all__ = [
     "read_variable",
     "select_integrations",
     "set_config",
+    "unknown_variables",
 ]
 
 ENV_PREFIX = "EYESHIM_"
@@ -165,6 +169,12 @@ def _parse_policy(text: str) -> str:
     value = text.strip()
     if not value:
         raise ValueError("expected 'auto', 'rfc6724' or the path of a gai.conf file, got ''")
+    if value not in ("auto", "rfc6724") and not os.path.isfile(value):
+        # A missing table would silently become another order: say so where
+        # the text is given (a variable, an option), not at the first race.
+        raise ValueError(
+            f"no file at {value!r}; expected 'auto', 'rfc6724' or the path of a gai.conf file"
+        )
     return value
 
 
@@ -844,6 +854,24 @@ STATS_VARIABLE = _switch(
 )
 
 
+STRICT_VARIABLE = _switch(
+    "EYESHIM_STRICT",
+    "unset",
+    parse_bool,
+    "`1`: a start-up problem (a bad or unknown `EYESHIM_*` variable, a missing policy file) "
+    "stops the interpreter with its message and exit status 78, for CI pipelines that want "
+    "misconfiguration to fail. Unset, the interpreter warns and starts stock.",
+)
+QUIET_VARIABLE = _switch(
+    "EYESHIM_QUIET",
+    "unset",
+    parse_bool,
+    "`1`: interpreters that inherit the environment but cannot load eyeshim (another Python, "
+    "another venv) say nothing about it; by default they print one `eyeshim: disabled: cannot "
+    "load eyeshim` line. Interpreters that have eyeshim still report bad settings.",
+)
+
+
 def known_variables() -> tuple[str, ...]:
     """Every ``EYESHIM_*`` name eyeshim reads: the fields', then the switches."""
     return tuple(setting.variable for setting in SETTINGS) + tuple(SWITCHES)
@@ -873,3 +901,72 @@ def select_integrations(environ: Optional[Mapping[str, str]] = None) -> tuple[st
     names: tuple[str, ...] = DEFAULT_INTEGRATIONS if chosen is None else chosen
     disabled = read_variable(DISABLE_VARIABLE, env) or ()
     return tuple(name for name in names if name not in disabled)
+
+
+def unknown_variables(environ: Optional[Mapping[str, str]] = None) -> list[str]:
+    """A message for each ``EYESHIM_*`` name that eyeshim does not read,
+    with the nearest known name when one is close ("did you mean")."""
+    env = os.environ if environ is None else environ
+    known = known_variables()
+    unknown = sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+    if not unknown:
+        return []
+    import difflib  # only now: it costs a few milliseconds at start-up
+
+    messages = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else "; 'eyeshim status' lists the known ones"
+        messages.append(f"{name} is not a variable of eyeshim (ignored){hint}")
+    return messages
+
+
+class Checked:
+    """What :func:`check_environment` found: the configuration and the
+    integrations the environment selects (None when they cannot be built),
+    the problems that keep eyeshim off, and warnings that do not."""
+
+    __slots__ = ("config", "integrations", "problems", "warnings")
+
+    def __init__(self) -> None:
+        self.config: Optional[Config] = None
+        self.integrations: Optional[tuple[str, ...]] = None
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+
+def check_environment(environ: Optional[Mapping[str, str]] = None) -> Checked:
+    """Validate every ``EYESHIM_*`` variable at once, as the drop-in does at
+    start-up and ``eyeshim status`` reports: each malformed or out-of-bounds
+    value is a problem naming the variable, the value and what is allowed
+    (all of them, not only the first), and so is a missing policy file;
+    unknown ``EYESHIM_*`` names are warnings with a "did you mean"."""
+    env = os.environ if environ is None else environ
+    checked = Checked()
+    problems = checked.problems
+    for switch in SWITCHES.values():
+        try:
+            read_variable(switch.name, env)
+        except ValueError as exc:
+            problems.append(str(exc))
+    # One variable at a time, so that every bad value is named...
+    for setting in SETTINGS:
+        raw = env.get(setting.variable)
+        if raw is None:
+            continue
+        try:
+            Config.from_env({setting.variable: raw})
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
+    # ...then together, for values that are fine alone but not side by side.
+    try:
+        checked.config = Config.from_env(env)
+    except (TypeError, ValueError) as exc:
+        if str(exc) not in problems:
+            problems.append(str(exc))
+    try:
+        checked.integrations = select_integrations(env)
+    except ValueError:
+        pass  # already a problem of its switch
+    checked.warnings = unknown_variables(env)
+    return checked

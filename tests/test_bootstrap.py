@@ -66,12 +66,17 @@ def test_start_up_imports_nothing_heavy() -> None:
         "wrapt",
         "logging",
         "typing",
-        # eyeshim.config is read at start-up (it declares the variables), so
-        # what it must not bring along is checked instead.
+        # eyeshim.config is read at start-up (it declares the variables) and
+        # eyeshim.patches installs the stand-ins and hooks, so what they must
+        # not bring along is checked instead.
         "dataclasses",
         "inspect",
-        "eyeshim.patches",
+        "contextlib",
+        "difflib",
+        "selectors",
         "eyeshim.connection",
+        "eyeshim.racing",
+        "eyeshim.events",
     )
     code = f"import sys; print([m for m in {heavy!r} if m in sys.modules])"
     stock = python(["-c", code], clean_env())
@@ -84,7 +89,8 @@ def test_start_up_imports_nothing_heavy() -> None:
         json.loads(stock.stdout.strip().replace("'", '"'))
     )
     assert extra == set(), ran.stderr
-    assert state == "armed"
+    # Installed: the stand-ins wait for socket's import through a hook.
+    assert state == "active"
 
 
 def test_api_used_before_socket_sees_it_installed() -> None:
@@ -185,3 +191,116 @@ def test_interpreter_without_eyeshim_still_starts(tmp_path: Path) -> None:
 def test_sitecustomize_imported_as_a_module_does_nothing() -> None:
     ran = python(["-c", "import sys, eyeshim.bootstrap.sitecustomize; print(len(sys.path) > 0)"])
     assert (ran.returncode, ran.stdout.strip(), ran.stderr) == (0, "True", "")
+
+
+# -- start-up that costs nothing: stand-ins now, the engine at the first call ----------
+
+STAND_INS = """\
+import inspect, socket, sys
+stock = socket.create_connection.__wrapped__
+print("stand-in", type(socket.create_connection).__name__, socket.create_connection.__name__,
+      inspect.signature(socket.create_connection) == inspect.signature(stock))
+print("before a call", [m for m in ("wrapt", "eyeshim.connection", "eyeshim.racing", "threading")
+                        if m in sys.modules])
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1)
+socket.create_connection(listener.getsockname(), timeout=5).close()
+print("after a call", "eyeshim.connection" in sys.modules)
+import urllib3.util.connection as u3, eyeshim
+u3_stock = u3.create_connection.__wrapped__
+print("urllib3", eyeshim.installed_integrations()["urllib3"], u3_stock.__module__)
+eyeshim.uninstall()
+print("restored", socket.create_connection is stock, u3.create_connection is u3_stock,
+      eyeshim.is_installed())
+"""
+
+
+def test_start_up_installs_stand_ins_and_loads_the_engine_at_the_first_call() -> None:
+    pytest.importorskip("urllib3")
+    ran = eyeshim_run(["-c", STAND_INS])
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [
+        "stand-in function create_connection True",
+        "before a call []",
+        "after a call True",
+        "urllib3 patched urllib3.util.connection",
+        "restored True True False",
+    ]
+    assert ran.stderr == ""
+
+
+# -- loud, safe misconfiguration ---------------------------------------------------------
+
+PRINT_STATE = "import socket, eyeshim; print(eyeshim.is_installed())"
+
+
+def test_every_bad_variable_is_named_once_and_the_interpreter_runs_stock() -> None:
+    env = clean_env(
+        EYESHIM_RESOLUTION_DELAY="soon",
+        EYESHIM_HISTORY="maybe",
+        EYESHIM_DISABLE="sockets",
+        EYESHIM_POLICY="/nonexistent/gai.conf",
+    )
+    ran = eyeshim_run(["-c", PRINT_STATE], env)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "False")
+    lines = ran.stderr.splitlines()
+    assert all(line.startswith("eyeshim: disabled: ") for line in lines), ran.stderr
+    assert len(lines) == 4
+    assert "EYESHIM_RESOLUTION_DELAY='soon': expected a duration such as 250ms" in ran.stderr
+    assert "EYESHIM_HISTORY='maybe': expected one of 1/0, true/false" in ran.stderr
+    assert "EYESHIM_DISABLE='sockets': unknown integration(s) 'sockets'; expected" in ran.stderr
+    assert (
+        "EYESHIM_POLICY='/nonexistent/gai.conf': no file at '/nonexistent/gai.conf'; "
+        "expected 'auto', 'rfc6724' or the path of a gai.conf file"
+    ) in ran.stderr
+
+
+def test_an_unknown_name_gets_a_did_you_mean_and_changes_nothing() -> None:
+    ran = eyeshim_run(["-c", PRINT_STATE], clean_env(EYESHIM_DISBLE="pip", EYESHIM_FOO="1"))
+    assert (ran.returncode, ran.stdout.strip()) == (0, "True")
+    assert ran.stderr.splitlines() == [
+        "eyeshim: warning: EYESHIM_DISBLE is not a variable of eyeshim (ignored); "
+        "did you mean EYESHIM_DISABLE?",
+        "eyeshim: warning: EYESHIM_FOO is not a variable of eyeshim (ignored); "
+        "'eyeshim status' lists the known ones",
+    ]
+
+
+def test_strict_turns_any_start_up_problem_into_a_failed_start() -> None:
+    for bad in ({"EYESHIM_RESOLUTION_DELAY": "soon"}, {"EYESHIM_VERBSE": "1"}):
+        ran = eyeshim_run(["-c", "print('the program ran')"], clean_env(EYESHIM_STRICT="1", **bad))
+        assert ran.returncode == 78, ran.stderr
+        assert ran.stdout == ""
+        assert "eyeshim: EYESHIM_STRICT=1: stopping this interpreter (exit status 78)" in (
+            ran.stderr
+        )
+        assert next(iter(bad)) in ran.stderr
+    fine = eyeshim_run(["-c", PRINT_STATE], clean_env(EYESHIM_STRICT="1"))
+    assert (fine.returncode, fine.stdout.strip(), fine.stderr) == (0, "True", "")
+    # eyeshim's own command still runs, to say what is wrong.
+    status = eyeshim_run(
+        ["-m", "eyeshim", "status"], clean_env(EYESHIM_STRICT="1", EYESHIM_HISTORY="maybe")
+    )
+    assert status.returncode == 1
+    assert "problem: EYESHIM_HISTORY='maybe'" in status.stdout
+
+
+def test_quiet_silences_interpreters_that_cannot_load_eyeshim(tmp_path: Path) -> None:
+    root = tmp_path / "bare"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=TIMEOUT
+    )
+    loud = in_venv(root, ["-c", "print('started')"], EYESHIM_ENABLED="1", PYTHONPATH=DIRECTORY)
+    assert "EYESHIM_QUIET=1 silences this" in loud.stderr
+    quiet = in_venv(
+        root,
+        ["-c", "print('started')"],
+        EYESHIM_ENABLED="1",
+        EYESHIM_QUIET="1",
+        PYTHONPATH=DIRECTORY,
+    )
+    assert (quiet.returncode, quiet.stdout.strip(), quiet.stderr) == (0, "started", "")
+    # Interpreters that have eyeshim still report bad settings.
+    ran = eyeshim_run(["-c", PRINT_STATE], clean_env(EYESHIM_QUIET="1", EYESHIM_HISTORY="maybe"))
+    assert "eyeshim: disabled: EYESHIM_HISTORY='maybe'" in ran.stderr

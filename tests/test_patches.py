@@ -35,13 +35,20 @@ urllib3 = pytest.importorskip("urllib3")
 
 @pytest.fixture(autouse=True)
 def clean_state() -> Iterator[None]:
-    """Every test starts and ends uninstalled with an empty history."""
+    """Every test starts and ends uninstalled with an empty history, and
+    with the stock functions in place even when a test failed half-way."""
+    import urllib3.util.connection as u3
+
     patches.uninstall()
     history = get_history()
     if history is not None:
         history.clear()
+    stock = (socket.create_connection, ssl.create_connection, u3.create_connection)
     yield
-    patches.uninstall()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patches.uninstall()
+    socket.create_connection, ssl.create_connection, u3.create_connection = stock
 
 
 @pytest.fixture
@@ -203,12 +210,13 @@ def test_urllib3_imported_after_install_is_covered() -> None:
         "import eyeshim, sys; eyeshim.install(); "
         "assert 'urllib3' not in sys.modules; "
         "import urllib3.util.connection as c; "
-        "print(type(c.create_connection).__name__, eyeshim.installed_integrations()['urllib3'])"
+        "print(c.create_connection.__wrapped__.__module__, "
+        "eyeshim.installed_integrations()['urllib3'])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert out.stdout.split() == ["FunctionWrapper", "patched"]
+    assert out.stdout.split() == ["urllib3.util.connection", "patched"]
 
 
 def test_uninstall_before_import_leaves_the_late_module_alone() -> None:
@@ -376,3 +384,217 @@ def test_patched_function_keeps_introspection() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         eyeshim.uninstall()
+
+
+# -- coexistence with other wrappers of the same function (issue 11, item 11) ------
+
+
+class Foreign:
+    """Another library's wrapper of ``module.attribute`` (an APM, a tracer):
+    ``kind`` is how it is made, as real ones are.
+
+    * "wrapt": ``wrapt.FunctionWrapper``, undone as OpenTelemetry's
+      ``unwrap`` does (the attribute gets the proxy's ``__wrapped__``);
+    * "closure": a plain function made with ``functools.wraps`` that calls
+      the function it saved in its closure, undone by putting that back;
+    * "attribute": a plain function made with ``functools.wraps`` that
+      calls a function saved elsewhere (here on this object), so nothing
+      can re-point it.
+    """
+
+    def __init__(self, kind: str, module: Any, attribute: str = "create_connection") -> None:
+        self.kind, self.module, self.attribute = kind, module, attribute
+        self.calls = 0
+        self.undo: Callable[[], None] = lambda: None
+
+    def install(self) -> None:
+        module, attribute = self.module, self.attribute
+        real = getattr(module, attribute)
+        if self.kind == "wrapt":
+            wrapt = pytest.importorskip("wrapt")
+
+            def spy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+                self.calls += 1
+                return wrapped(*args, **kwargs)
+
+            setattr(module, attribute, wrapt.FunctionWrapper(real, spy))
+
+            def undo() -> None:
+                setattr(module, attribute, getattr(module, attribute).__wrapped__)
+
+        elif self.kind == "closure":
+            import functools
+
+            @functools.wraps(real)
+            def traced(*args: Any, **kwargs: Any) -> Any:
+                self.calls += 1
+                return real(*args, **kwargs)
+
+            setattr(module, attribute, traced)
+
+            def undo() -> None:
+                setattr(module, attribute, real)
+
+        else:
+            import functools
+
+            self.original = real
+
+            @functools.wraps(real)
+            def traced(*args: Any, **kwargs: Any) -> Any:
+                self.calls += 1
+                return self.original(*args, **kwargs)
+
+            setattr(module, attribute, traced)
+
+            def undo() -> None:
+                setattr(module, attribute, self.original)
+
+        self.undo = undo
+
+    def uninstall(self) -> None:
+        self.undo()
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    """A loopback port that accepts (and closes) connections."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                listener.accept()[0].close()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.fixture
+def races(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Each call that reached eyeshim's engine through the socket integration."""
+    from eyeshim.patches import stdlib
+
+    seen: list = []
+    real = stdlib._create_connection
+    monkeypatch.setattr(
+        stdlib, "_create_connection", lambda *a, **k: seen.append(a) or real(*a, **k)
+    )
+    return seen
+
+
+def _connect_three(port: int) -> None:
+    for _ in range(3):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+@pytest.mark.parametrize("kind", ["wrapt", "closure", "attribute"])
+@pytest.mark.parametrize("installed_first", ["theirs", "ours"])
+@pytest.mark.parametrize("uninstalled_first", ["theirs", "ours"])
+def test_foreign_wrapper_sees_every_call_in_every_order(
+    kind: str, installed_first: str, uninstalled_first: str, server: int, races: list
+) -> None:
+    stock = socket.create_connection
+    foreign = Foreign(kind, socket)
+    steps = {
+        "theirs": (foreign.install, foreign.uninstall),
+        "ours": (lambda: eyeshim.install(integrations=["socket"]), eyeshim.uninstall),
+    }
+    second = "ours" if installed_first == "theirs" else "theirs"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "replaced by someone else" in any order
+        steps[installed_first][0]()
+        steps[second][0]()
+        _connect_three(server)
+        assert foreign.calls == 3  # theirs stays in the call path...
+        status = eyeshim.integration_status()["socket"]
+        if kind == "attribute" and installed_first == "theirs":
+            # ...but eyeshim cannot get beneath a wrapper it cannot re-point:
+            # it hands that wrapper every call and says so.
+            assert races == []
+            assert status["active"] is False and "cannot get beneath" in status["why"]
+        else:
+            assert len(races) == 3  # ...and eyeshim races beneath it
+            assert status["active"] is True, status
+            assert any(
+                describe_foreign in w
+                for w in status["wrappers"]
+                for describe_foreign in ("traced", "create_connection")
+            )
+
+        del races[:]
+        steps[uninstalled_first][1]()
+        _connect_three(server)
+        if uninstalled_first == "ours":
+            assert races == []  # no eyeshim behaviour left...
+            assert foreign.calls == 6  # ...and theirs still sees every call
+        else:
+            assert foreign.calls == 3  # theirs is gone
+        other = "theirs" if uninstalled_first == "ours" else "ours"
+        steps[other][1]()
+        del races[:]
+        _connect_three(server)
+    assert races == [] and foreign.calls in (3, 6)
+    assert not eyeshim.is_installed()
+    # The stock function again, or (a foreign wrapper that could not be
+    # re-pointed put back eyeshim's function) a pass-through to it.
+    assert socket.create_connection is stock or socket.create_connection.__wrapped__ is stock
+    eyeshim.install(integrations=["socket"])  # and eyeshim can come back, one layer
+    _connect_three(server)
+    assert len(races) == 3
+    eyeshim.uninstall()
+    assert socket.create_connection is stock or socket.create_connection.__wrapped__ is stock
+    socket.create_connection = stock
+
+
+@pytest.mark.parametrize("kind", ["wrapt", "closure"])
+def test_foreign_wrapper_of_urllib3_keeps_seeing_calls(
+    kind: str, server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib3.util.connection as u3
+
+    from eyeshim.patches import urllib3 as shim
+
+    stock = u3.create_connection
+    seen: list = []
+    real = shim._call
+    monkeypatch.setattr(shim, "_call", lambda *a, **k: seen.append(a) or real(*a, **k))
+    foreign = Foreign(kind, u3)
+    foreign.install()
+    eyeshim.install(integrations=["urllib3"])
+    pool = urllib3.PoolManager(retries=False)
+    with pytest.raises(urllib3.exceptions.ProtocolError):  # the server closes at once
+        pool.request("GET", f"http://127.0.0.1:{server}/", timeout=5)
+    assert foreign.calls == 1 and len(seen) == 1
+    eyeshim.uninstall()
+    assert u3.create_connection.__wrapped__ is stock  # theirs, over the stock function
+    foreign.uninstall()
+    assert u3.create_connection is stock
+
+
+def test_integration_status_tells_installed_from_active(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    eyeshim.install(integrations=["socket", "urllib3"])
+    status = eyeshim.integration_status()
+    assert status["socket"] == {"state": "patched", "active": True, "why": None, "wrappers": []}
+    assert status["urllib3"]["active"] is True  # urllib3 is imported by this module
+    # gevent's monkey-patching, as eyeshim sees it (gevent itself is not needed).
+    monkey = types.ModuleType("gevent.monkey")
+    monkey.is_module_patched = lambda name: name == "socket"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gevent.monkey", monkey)
+    assert eyeshim.is_installed()
+    stepped = eyeshim.integration_status()
+    assert stepped["socket"]["active"] is False
+    assert stepped["socket"]["why"] == "gevent monkey-patched socket"
+    assert stepped["urllib3"]["state"] == "patched"

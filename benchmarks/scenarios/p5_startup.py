@@ -1,13 +1,15 @@
 """P5: what the sitecustomize drop-in costs every interpreter start.
 
 ``eyeshim run`` starts programs with ``eyeshim/bootstrap`` first on PYTHONPATH
-and ``EYESHIM_ENABLED=1``; the bootstrap then arms an import watcher and
-installs eyeshim when the program first imports ``socket``.  So two costs:
+and ``EYESHIM_ENABLED=1``; the bootstrap validates the ``EYESHIM_*`` variables
+and installs plain stand-ins at once, with post-import hooks for the modules
+not imported yet (``socket`` itself included); neither wrapt nor the engine is
+imported before the first connection.  So two costs:
 
 * ``python -c pass``: what every interpreter pays, networking or not (the
-  hook runs, arms the watcher, nothing is installed);
+  hook runs: eyeshim's config, bootstrap and patches modules);
 * ``python -c "import socket"``: what a program that touches the network pays
-  (the hook installs: eyeshim's config and patches, and wrapt).
+  before it connects (the hook for socket puts the stand-in in place).
 
 Each variant is a fresh interpreter, timed from spawn to exit by the parent
 (fork and exec cost the same in every variant), and its RSS at the end.
@@ -39,8 +41,9 @@ MEMORY_LIMIT_MB = 3.0
 
 def _environments() -> dict[str, dict[str, str]]:
     """plain (no drop-in), drop-in off (on PYTHONPATH, not enabled), drop-in on."""
-    base = {k: v for k, v in os.environ.items()
-            if k != "PYTHONPATH" and not k.startswith("EYESHIM_")}
+    base = {
+        k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("EYESHIM_")
+    }
     # eyeshim from the checkout, as if installed, in every variant alike.
     base["PYTHONPATH"] = str(REPO_ROOT)
     try:
@@ -53,16 +56,19 @@ def _environments() -> dict[str, dict[str, str]]:
     return {"plain": base, "drop-in off": off, "drop-in on": on}
 
 
-def _import_breakdown(
-    python: str, envs: dict[str, dict[str, str]]
-) -> tuple[list[list[str]], str]:
+def _import_breakdown(python: str, envs: dict[str, dict[str, str]]) -> tuple[list[list[str]], str]:
     """Modules only the enabled interpreter imports (-X importtime), biggest first,
     and a one-line summary of the outermost ones."""
     seen: dict[str, dict[str, tuple[int, int, int]]] = {}
     for variant in ("drop-in off", "drop-in on"):
-        proc = subprocess.run([python, "-X", "importtime", "-c", "import socket"],
-                              env=envs[variant], capture_output=True, text=True, timeout=60,
-                              check=False)
+        proc = subprocess.run(
+            [python, "-X", "importtime", "-c", "import socket"],
+            env=envs[variant],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         modules: dict[str, tuple[int, int, int]] = {}
         for line in proc.stderr.splitlines():
             match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
@@ -75,13 +81,15 @@ def _import_breakdown(
         return [], "no extra modules"
     total = sum(self_us for self_us, _, _ in extra.values())
     biggest = sorted(extra.items(), key=lambda kv: -kv[1][1])[:15]
-    rows = [[("· " * depth) + m, str(depth), f"{self_us / 1000:.1f}", f"{cum_us / 1000:.1f}"]
-            for m, (self_us, cum_us, depth) in biggest]
-    rows.append([f"all {len(extra)} extra modules (sum of self times)", "",
-                 f"{total / 1000:.1f}", ""])
+    rows = [
+        [("· " * depth) + m, str(depth), f"{self_us / 1000:.1f}", f"{cum_us / 1000:.1f}"]
+        for m, (self_us, cum_us, depth) in biggest
+    ]
+    rows.append(
+        [f"all {len(extra)} extra modules (sum of self times)", "", f"{total / 1000:.1f}", ""]
+    )
     top = min(depth for _, _, depth in extra.values())
-    outermost = sorted(((m, t[1]) for m, t in extra.items() if t[2] == top),
-                       key=lambda mt: -mt[1])
+    outermost = sorted(((m, t[1]) for m, t in extra.items() if t[2] == top), key=lambda mt: -mt[1])
     summary = f"{len(extra)} extra modules, {total / 1000:.0f} ms of import time; " + ", ".join(
         f"{m} {cum / 1000:.0f} ms" for m, cum in outermost[:4]
     )
@@ -109,17 +117,32 @@ def _measure(
 ) -> None:
     rounds = ctx.pick(30, 10, 2)
     envs = _environments()
-    times = {label: result.case(f"python {label}: start to exit ({flavour})", "wall", "ms",
-                                subject="drop-in on") for label in COMMANDS}
-    memory = result.case(f"python -c 'import socket': RSS at exit ({flavour})", "memory", "MB",
-                         scale=1 / 1024, subject="drop-in on")
+    times = {
+        label: result.case(
+            f"python {label}: start to exit ({flavour})", "wall", "ms", subject="drop-in on"
+        )
+        for label in COMMANDS
+    }
+    memory = result.case(
+        f"python -c 'import socket': RSS at exit ({flavour})",
+        "memory",
+        "MB",
+        scale=1 / 1024,
+        subject="drop-in on",
+    )
     installed: dict[str, Optional[bool]] = {}
 
     def step_for(variant: str, label: str) -> Callable[[int], None]:
         def step(r: int) -> None:
             start = time.perf_counter()
-            proc = subprocess.run([python, "-c", COMMANDS[label]], env=envs[variant],
-                                  capture_output=True, text=True, timeout=60, check=False)
+            proc = subprocess.run(
+                [python, "-c", COMMANDS[label]],
+                env=envs[variant],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             elapsed = time.perf_counter() - start
             if proc.returncode != 0:
                 raise RuntimeError(f"{variant} {label} failed: {proc.stderr[-500:]}")
@@ -141,19 +164,21 @@ def _measure(
         + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in installed.items()),
     ]
     if primary:
-        result.setup.insert(0, (
-            "plain: PYTHONPATH=<checkout>; drop-in off: as `eyeshim run` sets it (bootstrap "
-            "directory first on PYTHONPATH) with EYESHIM_ENABLED=0; drop-in on: the same with "
-            "EYESHIM_ENABLED=1 (eyeshim.cli.run.environment). eyeshim's bytecode is compiled "
-            "first, as an installed package's is."
-        ))
+        result.setup.insert(
+            0,
+            (
+                "plain: PYTHONPATH=<checkout>; drop-in off: as `eyeshim run` sets it (bootstrap "
+                "directory first on PYTHONPATH) with EYESHIM_ENABLED=0; drop-in on: the same with "
+                "EYESHIM_ENABLED=1 (eyeshim.cli.run.environment). eyeshim's bytecode is compiled "
+                "first, as an installed package's is."
+            ),
+        )
     rows, imports = _import_breakdown(python, envs)
     if primary:
         fix = (
-            "installing is importing: " + imports + ". Nearly all of it is wrapt 2.x, whose "
-            "package imports asyncio and importlib.metadata; with wrapt 1.x (eyeshim accepts "
-            "both, see the wrapt 1 rows) installing costs far less. eyeshim does not pin "
-            "wrapt<2: a pin would make it uninstallable next to packages that need wrapt 2."
+            "installing is importing: " + imports + ". The drop-in should import only "
+            "eyeshim.config, eyeshim.bootstrap and eyeshim.patches (no wrapt, no engine); "
+            "anything else in the breakdown below is a regression."
         )
     else:
         fix = "installing is importing: " + imports + " (breakdown below)."
@@ -166,21 +191,27 @@ def _measure(
             name = f"start-up, python {label} ({flavour}): drop-in on <= off + {TIME_LIMIT_MS:g} ms"
             why = "" if met else "see the import breakdown below"
         else:
-            name = (f"start-up, python {label} ({flavour}; eyeshim installs): drop-in on <= "
-                    f"off + {TIME_LIMIT_MS:g} ms")
+            name = (
+                f"start-up, python {label} ({flavour}; eyeshim installs): drop-in on <= "
+                f"off + {TIME_LIMIT_MS:g} ms"
+            )
             why = "" if met else fix
         result.targets.append(Target(name, measured, met, why))
     mem = paired_difference(memory.per_round, "drop-in on", "drop-in off")
     met = None if mem is None else mem <= MEMORY_LIMIT_MB
-    result.targets.append(Target(
-        f"memory after install ({flavour}): RSS drop-in on <= off + {MEMORY_LIMIT_MB:g} MB",
-        "not measured" if mem is None else f"{mem:+.2f} MB",
-        met,
-        "" if met is None or met else fix,
-    ))
-    result.tables.append({
-        "title": f"Modules imported only with the drop-in on ({flavour}), `python -X importtime "
-                 "-c 'import socket'` (one run; ms)",
-        "header": ["module (· = nesting)", "depth", "self ms", "cumulative ms"],
-        "rows": rows,
-    })
+    result.targets.append(
+        Target(
+            f"memory after install ({flavour}): RSS drop-in on <= off + {MEMORY_LIMIT_MB:g} MB",
+            "not measured" if mem is None else f"{mem:+.2f} MB",
+            met,
+            "" if met is None or met else fix,
+        )
+    )
+    result.tables.append(
+        {
+            "title": f"Modules imported only with the drop-in on ({flavour}), "
+            "`python -X importtime -c 'import socket'` (one run; ms)",
+            "header": ["module (· = nesting)", "depth", "self ms", "cumulative ms"],
+            "rows": rows,
+        }
+    )

@@ -50,11 +50,13 @@ def _bootstrap():  # type: () -> None
         from eyeshim.bootstrap import from_sitecustomize
     except Exception as exc:
         # Most often: a child interpreter of another Python or another
-        # environment, where eyeshim is not installed.
-        sys.stderr.write(
-            "eyeshim: disabled: cannot load eyeshim in %s (%s: %s)\n"  # noqa: UP031
-            % (sys.executable, type(exc).__name__, exc)
-        )
+        # environment, where eyeshim is not installed.  EYESHIM_QUIET=1 (the
+        # name is declared in eyeshim.config) silences it.
+        if os.environ.get("EYESHIM_QUIET", "").strip().lower() in _FALSE:
+            sys.stderr.write(
+                "eyeshim: disabled: cannot load eyeshim in %s (%s: %s); "  # noqa: UP031
+                "EYESHIM_QUIET=1 silences this\n" % (sys.executable, type(exc).__name__, exc)
+            )
         return
     from_sitecustomize()
 

@@ -5,6 +5,13 @@ report is mostly about the *environment*: what a new interpreter started
 from this shell, with this Python, would do.  Nothing here installs eyeshim
 or imports urllib3/requests (importing urllib3 opens an IPv6 probe socket);
 library versions come from their installed metadata.
+
+Every problem that would keep eyeshim off in a new interpreter is listed
+(each bad ``EYESHIM_*`` value, a missing policy file, an engine that cannot
+be loaded), and then the exit status is 1; unknown ``EYESHIM_*`` names are
+warnings ("did you mean"), which fail only under ``EYESHIM_STRICT=1``.  For
+this interpreter it tells *installed* (``is_installed()``) from *active*:
+each integration either races calls or says why it stepped aside.
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from ..config import (
     INTEGRATIONS,
     SETTINGS,
     STATS_VARIABLE,
+    STRICT_VARIABLE,
     VERBOSE_VARIABLE,
     Config,
+    check_environment,
+    read_variable,
     select_integrations,
 )
 
 __all__ = ["collect", "main"]
 
-_LIBRARIES = ("urllib3", "requests", "pip", "wrapt")
+_LIBRARIES = ("urllib3", "requests", "pip")
 
 
 def _on_pythonpath(environ: Dict[str, str]) -> List[str]:
@@ -82,9 +92,7 @@ def _policy_source(policy: Any) -> str:
         if os.path.exists("/etc/gai.conf"):
             return "/etc/gai.conf (present; 'auto' reads it)"
         return "the RFC 6724 default table ('auto', no /etc/gai.conf)"
-    if os.path.exists(policy):
-        return f"{policy} ({variable})"
-    return f"{policy} ({variable}; file missing: the engine will report it)"
+    return f"{policy} ({variable})"
 
 
 def _integrations(environ: Dict[str, str]) -> Dict[str, Any]:
@@ -114,6 +122,7 @@ def _this_interpreter() -> Dict[str, Any]:
     info["installed"] = installed
     if installed and patches is not None:
         info["integrations"] = patches.installed_integrations()
+        info["status"] = patches.integration_status()
     events = sys.modules.get("eyeshim.events")
     if events is not None:  # only a program that raced has counters
         info["counters"] = events.counters()
@@ -136,13 +145,21 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         },
         "this_interpreter": _this_interpreter(),
     }
-    problems: List[str] = []
+    checked = check_environment(env)
+    problems: List[str] = list(checked.problems)
+    warnings: List[str] = list(checked.warnings)
     raw = env.get(ENABLE_VARIABLE)
     try:
         flag = enabled_flag(env)
-    except ValueError as exc:
-        flag = None
-        problems.append(str(exc))
+    except ValueError:
+        flag = None  # one of the problems already
+    engine = _engine_problem()
+    if engine is not None:
+        problems.append(engine)
+    try:
+        strict = bool(read_variable(STRICT_VARIABLE, env))
+    except ValueError:
+        strict = False
     on_path = _on_pythonpath(env)
     pth = _pth_files()
     verbose = env.get(VERBOSE_VARIABLE)
@@ -174,17 +191,27 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         verdict, why = False, "no switch: neither 'eyeshim run' nor 'eyeshim enable'"
     config = _config(env)
     integrations = _integrations(env)
-    for part in (config, integrations):
-        if "error" in part:
-            problems.append(part["error"])
+    if strict and warnings:
+        problems += [f"{warning} ({STRICT_VARIABLE}=1 makes it fatal)" for warning in warnings]
     if verdict and problems:
-        verdict, why = False, f"{why} is on, but a bad setting disables eyeshim at start-up"
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        verdict, why = False, f"{why} is on, but {count} below keep eyeshim off at start-up"
     report["new_interpreters"] = {"eyeshim": verdict, "because": why}
     report["config"] = config
     report["integrations"] = integrations
     report["libraries"] = _libraries()
     report["problems"] = problems
+    report["warnings"] = warnings
     return report
+
+
+def _engine_problem() -> Optional[str]:
+    """A new interpreter loads the engine at its first connection: can it?"""
+    try:
+        import eyeshim.connection  # noqa: F401
+    except Exception as exc:
+        return f"the engine cannot be loaded ({type(exc).__name__}: {exc}); reinstall eyeshim"
+    return None
 
 
 def _stats(path: str) -> Dict[str, Any]:
@@ -246,9 +273,16 @@ def _format(report: Dict[str, Any]) -> str:
             f"integrations: {', '.join(integrations['effective']) or 'none'}"
             f" (known: {', '.join(integrations['known'])})"
         )
-    if this.get("integrations"):
-        states = ", ".join(f"{k}: {v}" for k, v in this["integrations"].items())
-        add(f"  in this interpreter: {states}")
+    for name, item in this.get("status", {}).items():
+        if item["active"]:
+            how = "active"
+        elif item["state"] == "patched":
+            how = f"stepped aside: {item['why']}"
+        else:
+            how = f"{item['state']}: {item['why']}"
+        add(f"  in this interpreter: {name}: {how}")
+        for wrapper in item["wrappers"]:
+            add(f"    with {wrapper}")
     libraries = ", ".join(
         f"{name} {version}" if version else f"{name} not installed"
         for name, version in report["libraries"].items()
@@ -267,6 +301,8 @@ def _format(report: Dict[str, Any]) -> str:
             f"races recorded in {stats['file']} by {stats['processes']} process(es): "
             f"{format_counters(stats['counters'])}"
         )
+    for warning in report["warnings"]:
+        add(f"warning: {warning}")
     for problem in report["problems"]:
         add(f"problem: {problem}")
     return "\n".join(lines)

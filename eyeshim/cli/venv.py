@@ -10,8 +10,17 @@ environment.  The switch is the file itself: it turns eyeshim on unless
 The line must never break start-up.  An exception in a ``.pth`` line makes
 site print a traceback and skip the rest of the file, on every interpreter
 start, so the line catches everything: eyeshim's own hook reports its errors
-as one ``eyeshim: disabled: ...`` line, and a stale file (eyeshim uninstalled
-without ``disable``: pip does not know the file) says how to remove it.
+as one ``eyeshim: disabled: ...`` line.  A file whose eyeshim is gone
+(``pip uninstall eyeshim`` without ``disable`` first: pip does not know the
+file) does nothing, silently: uninstalling must not leave a warning at every
+start.  Any other failure to load eyeshim says how to remove the file
+(``EYESHIM_QUIET=1`` silences it).
+
+Where the file may go is checked first: ``--user`` inside a virtual
+environment is refused (the user site-packages is shared by every
+interpreter of that Python version on the machine, and a venv does not even
+read it), and so is a ``--path`` that is not a site-packages directory of
+this interpreter; no directory is ever created.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import sysconfig
 from typing import List, Optional, Sequence
 
 from ..bootstrap import DIRECTORY, PTH_NAME
-from ..config import ENABLE_VARIABLE, ENV_PREFIX, read_variable
+from ..config import ENABLE_VARIABLE, ENV_PREFIX, QUIET_VARIABLE, read_variable
 
 __all__ = ["disable", "enable", "pth_content", "site_directories"]
 
@@ -41,8 +50,11 @@ try:
     from eyeshim.bootstrap import from_pth
 except Exception as exc:
     import os, site, sys
-    off = os.environ.get({variable!r}, '').strip().lower() in ('0', 'false', 'no', 'off')
-    if not off and not getattr(site, '_eyeshim_warned', False):
+    gone = isinstance(exc, ImportError) and exc.name in ('eyeshim', 'eyeshim.bootstrap')
+    no = ('0', 'false', 'no', 'off')
+    off = os.environ.get({variable!r}, '').strip().lower() in no
+    quiet = os.environ.get({quiet!r}, '').strip().lower() not in no + ('',)
+    if not (gone or off or quiet or getattr(site, '_eyeshim_warned', False)):
         site._eyeshim_warned = True
         sys.stderr.write('eyeshim: disabled: cannot load eyeshim (%s: %s); delete %s\\n'
                          % (type(exc).__name__, exc, {path!r}))
@@ -53,7 +65,7 @@ else:
 
 def pth_content(path: str) -> str:
     """The text of the switch file at ``path`` (the path goes into its message)."""
-    code = _PTH_CODE.format(path=path, variable=ENABLE_VARIABLE)
+    code = _PTH_CODE.format(path=path, variable=ENABLE_VARIABLE, quiet=QUIET_VARIABLE)
     return (
         "# eyeshim: Happy Eyeballs for every interpreter of this environment.\n"
         "# Written by 'python -m eyeshim enable'; remove with 'python -m eyeshim disable'.\n"
@@ -126,7 +138,12 @@ def _check() -> Optional[str]:
     env["PYTHONPATH"] = os.pathsep.join(kept)
     if not kept:
         del env["PYTHONPATH"]
-    code = "import socket, eyeshim.bootstrap as b; print(b.state()['state'])"
+    # Not "import eyeshim": the current directory (on sys.path under -c) may
+    # hold a checkout; what counts is what the .pth loaded at start-up.
+    code = (
+        "import sys; b = sys.modules.get('eyeshim.bootstrap'); "
+        "print(b.state()['state'] if b else 'cannot load eyeshim')"
+    )
     try:
         result = subprocess.run(
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
@@ -140,8 +157,35 @@ def _check() -> Optional[str]:
     return why
 
 
+def _refusal(options: argparse.Namespace) -> Optional[str]:
+    """Why ``enable`` must not write where it was told to, or None."""
+    if options.user and sys.prefix != sys.base_prefix:
+        return (
+            f"refusing --user inside a virtual environment ({sys.prefix}): the user "
+            f"site-packages ({site.getusersitepackages()}) is read by every "
+            f"python{sys.version_info[0]}.{sys.version_info[1]} of this user outside "
+            "virtual environments, not by this one; run 'eyeshim enable' without --user "
+            "to enable this environment, or run the --user form with the machine's python"
+        )
+    if options.path:
+        if not os.path.isdir(options.path):
+            return f"refusing --path {options.path}: no such directory (enable creates none)"
+        if not _is_site_directory(options.path):
+            listed = ", ".join(site_directories()) or "none"
+            return (
+                f"refusing --path {options.path}: not a site-packages directory of "
+                f"{sys.executable}, so no interpreter of it would read the file "
+                f"(its site directories: {listed})"
+            )
+    return None
+
+
 def enable(argv: Optional[Sequence[str]] = None) -> int:
     options = _parser("enable").parse_args(argv)
+    refusal = _refusal(options)
+    if refusal is not None:
+        print(f"eyeshim enable: {refusal}", file=sys.stderr)
+        return 2
     directory = _target(options)
     path = os.path.join(directory, PTH_NAME)
     content = pth_content(path)
@@ -157,7 +201,8 @@ def enable(argv: Optional[Sequence[str]] = None) -> int:
         print(f"eyeshim is already enabled: {path}")
     else:
         try:
-            os.makedirs(directory, exist_ok=True)
+            if options.user:  # the user site-packages may not exist yet, as for pip --user
+                os.makedirs(directory, exist_ok=True)
             # Write and rename: an interpreter starting right now must see
             # the old file or the new one, never half a line.
             temporary = f"{path}.{os.getpid()}.tmp"
@@ -174,12 +219,7 @@ def enable(argv: Optional[Sequence[str]] = None) -> int:
             f"{sys.executable} now gets eyeshim"
         )
     if options.user and not site.ENABLE_USER_SITE:
-        print("note: this interpreter does not read the user site-packages (-s or a venv)")
-    if not _is_site_directory(directory):
-        print(
-            f"note: {directory} is not a site directory of {sys.executable}; "
-            "its .pth files run only in interpreters that have it as one"
-        )
+        print("note: this interpreter does not read the user site-packages (-s)")
         return 0
     if options.no_check:
         return 0
@@ -196,7 +236,7 @@ def enable(argv: Optional[Sequence[str]] = None) -> int:
         f"{'removed' if previous is None else 'left as it was before'}:\n  {problem}",
         file=sys.stderr,
     )
-    if "cannot load eyeshim" in problem:
+    if "cannot load eyeshim" in problem or "No module named 'eyeshim" in problem:
         print(
             "  (eyeshim must be importable when site-packages .pth files run: install it "
             "into this environment itself, not only into a --system-site-packages base)",

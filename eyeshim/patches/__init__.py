@@ -19,22 +19,31 @@ getaddrinfo ``socket.getaddrinfo`` re-sorted (RFC 6724, history,  off
            interleaving) for libraries that loop over it
 ========== ===================================================== ==========
 
-Patches are made with wrapt, and for a module not imported yet through a
-post-import hook, so ``import urllib3`` after ``install()`` is covered.
-``uninstall()`` puts back the very objects it replaced
-(``socket.create_connection is original``); if someone else replaced the
-attribute in the meantime, theirs is left alone and a warning says so.
+Each patch is a plain function standing in for the original (see
+``_common``), made now for modules already imported and through eyeshim's
+own post-import hook for the others, so ``import urllib3`` after
+``install()`` is covered.  Installing imports neither wrapt nor the engine:
+the engine loads at the first call that races.  ``uninstall()`` puts back
+the very objects it replaced (``socket.create_connection is original``),
+takes eyeshim out from beneath other wrappers, and leaves no eyeshim
+behaviour behind where it cannot (a foreign wrapper holding eyeshim's
+function gets a pass-through).
+
+``installed_integrations()`` says how each patch sits ("patched", "waiting
+for import", ...); ``integration_status()`` says whether each one races
+right now, or why it stepped aside (gevent, a foreign socket class, a
+foreign wrapper it cannot get beneath).
 
 All of this is thread-safe and idempotent: ``install()`` twice changes the
-configuration, not the number of wrappers.
+configuration, not the number of wrappers.  This package is imported at
+interpreter start-up by the drop-in, so it imports nothing heavy (no
+typing, threading, contextlib or socket).
 """
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import os
-import threading
-from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 
 from ..config import (
     DEFAULT_CONFIG,
@@ -47,6 +56,11 @@ from ..config import (
 )
 from . import _common
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any, Dict, Iterable, Mapping, Optional, Type
+
 __all__ = [
     "DEFAULT_INTEGRATIONS",
     "INTEGRATIONS",
@@ -54,11 +68,12 @@ __all__ = [
     "install_from_env",
     "installed",
     "installed_integrations",
+    "integration_status",
     "is_installed",
     "uninstall",
 ]
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _active: Dict[str, Any] = {}  # name -> the integration's Patch object
 
 
@@ -127,31 +142,58 @@ def is_installed() -> bool:
 
 
 def installed_integrations() -> Dict[str, str]:
-    """Each active integration and its state, e.g. ``{"urllib3": "patched"}``:
-    "patched", "waiting for import", or "replaced by a third party"."""
+    """Each installed integration and how its patch sits, e.g.
+    ``{"urllib3": "patched"}``: "patched", "waiting for import", or
+    "replaced by a third party".  Installed is not active: see
+    :func:`integration_status`."""
     with _lock:
         return {name: patch.state() for name, patch in _active.items()}
 
 
-@contextlib.contextmanager
-def installed(
-    config: Optional[Config] = None,
-    *,
-    integrations: Optional[Iterable[str]] = None,
-    **config_keywords: Any,
-) -> Iterator[None]:
+def integration_status() -> Dict[str, Dict[str, Any]]:
+    """Each installed integration: does it race calls *right now*, and if not, why.
+
+    ``{"socket": {"active": False, "state": "patched", "why": "gevent
+    monkey-patched socket", "wrappers": [...]}}``.  ``active`` is True when
+    the next call would go through eyeshim's race; ``why`` says what keeps
+    it from doing so (the module is not imported yet, gevent or eventlet,
+    a foreign ``socket.socket``, a foreign function it cannot get beneath);
+    ``wrappers`` lists the foreign wrappers of the same function and where
+    they sit.  Computed on each call: gevent may patch after ``install()``.
+    """
+    with _lock:
+        return {name: patch.report() for name, patch in _active.items()}
+
+
+class installed:
     """``with eyeshim.installed(): ...``: install for the block, then restore
     exactly what was there before (including a previous install)."""
-    with _lock:
-        before = dict(_active)
-        before_config = get_config()
-        install(config, integrations=integrations, **config_keywords)
-    try:
-        yield
-    finally:
+
+    def __init__(
+        self,
+        config: Optional[Config] = None,
+        *,
+        integrations: Optional[Iterable[str]] = None,
+        **config_keywords: Any,
+    ) -> None:
+        self._arguments = (config, integrations, config_keywords)
+
+    def __enter__(self) -> None:
+        config, integrations, keywords = self._arguments
         with _lock:
-            if before:
-                install(before_config, integrations=list(before))
+            self._before = dict(_active)
+            self._before_config = get_config()
+            install(config, integrations=integrations, **keywords)
+
+    def __exit__(
+        self,
+        kind: Optional[Type[BaseException]],
+        value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        with _lock:
+            if self._before:
+                install(self._before_config, integrations=list(self._before))
             else:
                 uninstall()
 

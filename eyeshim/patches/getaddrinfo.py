@@ -15,16 +15,20 @@ the order a library sees, which a library may have its own ideas about.
 
 from __future__ import annotations
 
-import socket
-from typing import Any, Dict, Tuple
+import sys
 
 from ._common import AttributePatch, step_aside
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Tuple
 
-def _wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-    result = wrapped(*args, **kwargs)
+
+def _handler(below: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    result = below(*args, **kwargs)
     if len(result) < 2 or step_aside() is not None:
         return result
+    socket = sys.modules["socket"]
     family = args[2] if len(args) > 2 else kwargs.get("family", 0)
     type_ = args[3] if len(args) > 3 else kwargs.get("type", 0)
     if family != socket.AF_UNSPEC or type_ not in (0, socket.SOCK_STREAM):
@@ -47,4 +51,6 @@ def _wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[st
 
 
 def make(name: str) -> AttributePatch:
-    return AttributePatch("socket", "getaddrinfo", _wrapper)
+    # The handler calls what it wraps, whatever it is: a foreign wrapper of
+    # getaddrinfo beneath eyeshim still sees every lookup.
+    return AttributePatch("socket", "getaddrinfo", _handler, replaces=False)

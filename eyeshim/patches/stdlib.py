@@ -13,37 +13,47 @@ connections created before ``install()`` keep the stock one.
 
 from __future__ import annotations
 
-import socket
-from typing import Any, Dict, Optional, Tuple
+from ._common import AttributePatch, PatchGroup
 
-from ._common import AttributePatch, PatchGroup, step_aside
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Tuple
 
 _connect: Any = None
 
 
-def _create_connection(
-    address: Tuple[Any, Any],
-    timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
-    source_address: Optional[Tuple[Any, ...]] = None,
-    *,
-    all_errors: bool = False,
-) -> Any:
+def _create_connection(*args: Any, **kwargs: Any) -> Any:
+    """``socket.create_connection(address, timeout, source_address, *,
+    all_errors)`` through the engine, which is loaded at the first call."""
     global _connect
-    if _connect is None:  # the engine loads at the first connection
+    if _connect is None:
         from ..connection import connect
 
         _connect = connect
-    return _connect(address, timeout, source_address, all_errors=all_errors)
+    return _connect(*args, **kwargs)
 
 
-def _wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-    if step_aside() is not None:
-        return wrapped(*args, **kwargs)
+def _handler(below: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    if kwargs or len(args) != 1:
+        # Arguments this Python's create_connection does not take (all_errors
+        # before 3.11, a typo, one given twice, none): the stdlib raises its
+        # own TypeError.
+        code = below.__code__
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        positional = code.co_varnames[: min(len(args), code.co_argcount)]
+        if (
+            len(args) > code.co_argcount
+            or not (args or "address" in kwargs)
+            or any(name not in names or name in positional for name in kwargs)
+        ):
+            return below(*args, **kwargs)
     return _create_connection(*args, **kwargs)
 
 
 def make(name: str) -> PatchGroup:
+    # ssl did ``from socket import create_connection``: its binding is
+    # patched too (socket's own stand-in, when ssl is imported after it).
     return PatchGroup(
-        AttributePatch("socket", "create_connection", _wrapper),
-        AttributePatch("ssl", "create_connection", _wrapper),
+        AttributePatch("socket", "create_connection", _handler),
+        AttributePatch("ssl", "create_connection", _handler, genuine=("socket",)),
     )

@@ -27,9 +27,12 @@ The same code patches pip's vendored copy (``pip._vendor.urllib3``).
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, Optional, Sequence, Tuple
 
-from ._common import AttributePatch, PatchGroup, step_aside
+from ._common import AttributePatch, PatchGroup
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 MODULES = {
     "urllib3": "urllib3.util.connection",
@@ -71,19 +74,17 @@ def _call(
     )
 
 
-def _wrapper_for(module_name: str) -> Any:
-    def wrapper(wrapped: Any, instance: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        if step_aside() is not None:
-            return wrapped(*args, **kwargs)
+def _handler_for(module_name: str) -> Any:
+    def handler(below: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         module = sys.modules[module_name]
-        default_timeout = wrapped.__defaults__[0]
+        default_timeout = below.__defaults__[0]  # type: ignore[index]
         if len(args) < 2 and "timeout" not in kwargs:
             kwargs = dict(kwargs, timeout=default_timeout)
         return _call(module, default_timeout, *args, **kwargs)
 
-    return wrapper
+    return handler
 
 
 def make(name: str) -> PatchGroup:
     module_name = MODULES[name]
-    return PatchGroup(AttributePatch(module_name, "create_connection", _wrapper_for(module_name)))
+    return PatchGroup(AttributePatch(module_name, "create_connection", _handler_for(module_name)))

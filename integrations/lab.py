@@ -468,7 +468,7 @@ class Lab:
         self.state_dir = _state_dir(name)
         self._initial_broken = list(broken)
         # Addresses currently in the nft sets, per kind ("drop" -> drop4/drop6, ...).
-        self._blocked: dict[str, set[str]] = {"drop": set(), "refuse": set()}
+        self._blocked: dict[str, set[str]] = {"drop": set(), "refuse": set(), "unreach": set()}
         self._latency: dict[str, float] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._up = False
@@ -748,12 +748,16 @@ table inet {NFT_TABLE} {{
     set drop6 {{ type ipv6_addr; {elements(drop6)} }}
     set refuse4 {{ type ipv4_addr; }}
     set refuse6 {{ type ipv6_addr; }}
+    set unreach4 {{ type ipv4_addr; }}
+    set unreach6 {{ type ipv6_addr; }}
     chain input {{
         type filter hook input priority 0; policy accept;
         tcp flags & (syn | ack) == syn ip daddr @drop4 drop
         tcp flags & (syn | ack) == syn ip6 daddr @drop6 drop
         tcp flags & (syn | ack) == syn ip daddr @refuse4 reject with tcp reset
         tcp flags & (syn | ack) == syn ip6 daddr @refuse6 reject with tcp reset
+        ip daddr @unreach4 reject with icmp type host-unreachable
+        ip6 daddr @unreach6 reject with icmpv6 type addr-unreachable
     }}
 }}
 """
@@ -844,10 +848,12 @@ table inet {NFT_TABLE} {{
     # -- impairments -------------------------------------------------------------------------
 
     def break_address(self, *addresses: str, how: str = "drop") -> None:
-        """Make connects to ``addresses`` fail: ``drop`` (SYN dropped: timeout) or ``refuse``
-        (TCP reset: ECONNREFUSED at once)."""
+        """Make connects to ``addresses`` fail: ``drop`` (SYN dropped: timeout), ``refuse``
+        (TCP reset: ECONNREFUSED at once) or ``unreach`` (an ICMP host-unreachable, as a
+        router on the path sends it: EHOSTUNREACH; for IPv6 only after the SYN's
+        retransmit on a link without latency, see docs/lab.md)."""
         if how not in self._blocked:
-            raise ValueError(f"how must be 'drop' or 'refuse', not {how!r}")
+            raise ValueError(f"how must be 'drop', 'refuse' or 'unreach', not {how!r}")
         new = [a for a in addresses if a not in self._blocked[how]]
         self._nft_elements("add", how, new)
         self._blocked[how].update(new)

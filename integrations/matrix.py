@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from integrations.cell import MODES, STACKS
 from integrations.lab import REPO_ROOT, Lab, LabError, LabUnavailable
-from integrations.scenarios import BROKEN, SCENARIOS, Scenario, matrix_zone
+from integrations.scenarios import BROKEN, SCENARIOS, UNREACHABLE, Scenario, matrix_zone
 from integrations.topology import CLIENTS, short_address
 
 # RFC 8305's recommended Connection Attempt Delay, and how much slack the check allows on top
@@ -107,7 +107,7 @@ def run_cell(lab: Lab, cell: Cell, timeout: float) -> dict[str, Any]:
             "--host",
             cell.scenario.host,
             "--timeout",
-            str(timeout),
+            str(cell.scenario.timeout or timeout),
         ],
     )
     base = {"scenario": cell.scenario.key, "client": cell.client}
@@ -118,7 +118,7 @@ def run_cell(lab: Lab, cell: Cell, timeout: float) -> dict[str, Any]:
             env=_cell_env(),
             capture_output=True,
             text=True,
-            timeout=timeout * 4 + 20,
+            timeout=(cell.scenario.timeout or timeout) * 4 + 20,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -418,6 +418,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     start = time.perf_counter()
     try:
         with Lab(args.name, clients=clients, zone=matrix_zone(), broken=BROKEN) as lab:
+            lab.break_address(*UNREACHABLE, how="unreach")
             print(
                 f"lab up in {lab.timings['up'] * 1000:.0f} ms; running {len(cells)} cells, "
                 f"{args.concurrency} at a time",

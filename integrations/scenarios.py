@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from integrations.dnszone import Impairment, Zone
 from integrations.topology import CLIENTS, short_address
 
-__all__ = ["BROKEN", "SCENARIOS", "Scenario", "matrix_zone"]
+__all__ = ["BROKEN", "SCENARIOS", "UNREACHABLE", "Scenario", "matrix_zone"]
 
 V4_OK = "10.64.78.34"
 V4_BROKEN_A = "10.64.78.33"
@@ -19,9 +19,12 @@ V4_BROKEN_B = "10.64.78.35"
 V6_OK = "2002:a40:4c07:1::faf1"
 V6_BROKEN_A = "2002:a40:4c07:1::faf2"
 V6_BROKEN_B = "2002:a40:4c07:1::aaa1"
+# Answers every connection with an ICMP host-unreachable, as a router on the path would.
+V4_UNREACHABLE = "10.64.78.36"
 
 # Broken like in the seed: SYNs to these are dropped, so connects just time out.
 BROKEN = (V4_BROKEN_A, V4_BROKEN_B, V6_BROKEN_A, V6_BROKEN_B)
+UNREACHABLE = (V4_UNREACHABLE,)
 
 # Where each kind of scenario runs: the seed's two clients, plus (full runs) the other variants.
 SEED_CLIENTS = ("v4", "ds", "nr", "d6")
@@ -37,6 +40,8 @@ class Scenario:
     impair: dict[str, Impairment] = field(default_factory=dict)
     clients: tuple[str, ...] = SEED_CLIENTS
     group: str = "seed"
+    #: the connect timeout of this scenario's cells (None: the matrix's)
+    timeout: float | None = None
 
     @property
     def host(self) -> str:
@@ -46,9 +51,9 @@ class Scenario:
         """The DNS answer as the matrix prints it, broken addresses marked with ✗."""
         parts = []
         for address in (*self.a, *self.aaaa):
-            mark = "✗" if address in BROKEN else ""
+            mark = "✗" if address in BROKEN else "⊘" if address in UNREACHABLE else ""
             parts.append(f"{short_address(address)}{mark}")
-        text = " ".join(parts)
+        text = " ".join(parts) or "(none)"
         for rtype, imp in self.impair.items():
             if imp.drop:
                 text += f"; {rtype} lost"
@@ -69,7 +74,7 @@ class Scenario:
                 continue
             if rtype == "AAAA" and not spec.has_ipv6_route:
                 continue
-            out.extend(a for a in addresses if a not in BROKEN)
+            out.extend(a for a in addresses if a not in BROKEN and a not in UNREACHABLE)
         return out
 
     def best_case(self, role: str) -> float | None:
@@ -97,6 +102,22 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("d3", "AAAA lost", *_BOTH, {"AAAA": Impairment(drop=True)}, group="dns"),
     Scenario("d4", "A lost", *_BOTH, {"A": Impairment(drop=True)}, group="dns"),
     Scenario("d5", "AAAA SERVFAIL", *_BOTH, {"AAAA": Impairment(servfail=True)}, group="dns"),
+    # DNS slower than the connect timeout: the timeout bounds each connect, as in the
+    # stdlib, not name resolution (stock connects at about 1.5 s).
+    Scenario(
+        "d6",
+        "A and AAAA 1.5 s late, timeout 1 s",
+        *_BOTH,
+        {"AAAA": Impairment(delay_ms=1500), "A": Impairment(delay_ms=1500)},
+        group="dns",
+        timeout=1.0,
+    ),
+    # A router's ICMP host-unreachable on a host that has IPv4: fails as fast as stock
+    # (no NAT64 discovery: this host can route IPv4), or falls back to IPv6 at once.
+    Scenario("u1", "IPv4 host-unreachable only", (V4_UNREACHABLE,), (), group="unreachable"),
+    Scenario(
+        "u2", "IPv4 host-unreachable + IPv6", (V4_UNREACHABLE,), (V6_OK,), group="unreachable"
+    ),
     Scenario(
         "g3",
         "IPv4 + IPv6, gai.conf prefers 6to4",

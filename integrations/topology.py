@@ -50,7 +50,8 @@ __all__ = [
 
 # The seed's server addresses. Which of them are "broken" is decided per run (matrix: .33, .35,
 # ::faf2 and ::aaa1, exactly the addresses the seed's iptables DROPped).
-SERVER_V4 = ("10.64.78.33", "10.64.78.34", "10.64.78.35")
+# .36 answers every connection with an ICMP host-unreachable (the matrix's "u" scenarios).
+SERVER_V4 = ("10.64.78.33", "10.64.78.34", "10.64.78.35", "10.64.78.36")
 SERVER_V6 = ("2002:a40:4c07:1::faf1", "2002:a40:4c07:1::faf2", "2002:a40:4c07:1::aaa1")
 DNS_V4 = "10.64.78.53"
 DNS_V6 = "2001:db8:c::53"

@@ -71,6 +71,9 @@ class FakeSocket:
     closed: bool = False
     detached: bool = False
 
+    def close(self) -> None:
+        self.closed = True
+
 
 @dataclass
 class Event:

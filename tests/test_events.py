@@ -295,3 +295,21 @@ def test_handlers_that_connect_work_with_the_root_logger_at_debug() -> None:
         web.shutdown()
         web.server_close()
         raw.close()
+
+
+def test_an_interrupt_from_a_subscriber_after_the_win_closes_the_winner() -> None:
+    net = FakeNet()
+    net.behave(S1, ok())
+
+    def interrupt_at_the_end(event: events.RaceEvent) -> None:
+        if isinstance(event, events.Done):
+            raise KeyboardInterrupt
+
+    unsubscribe = events.subscribe(interrupt_at_the_end)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            race(net, {V6: (0, [S1]), V4: (0, [A1])})
+    finally:
+        unsubscribe()
+    assert net.open_sockets() == []
+    assert [s.closed for s in net.sockets] == [True]

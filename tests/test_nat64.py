@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
+import time
 from typing import Any, Iterator, List
 
 import pytest
@@ -230,3 +232,49 @@ def test_r26_refused_is_not_unreachable() -> None:
     with pytest.raises(ConnectionRefusedError):
         connect(("127.0.0.1", port), 5, nat64_prefixes=counting)
     assert looked_up == []
+
+
+def test_r26_prefix_discovery_never_holds_the_caller_past_its_timeout(
+    ipv6_only_host: socket.socket,
+) -> None:
+    # DNS unwell: discovering the prefix takes 2 s.  The caller's timeout
+    # (0.3 s) bounds how long it waits; the discovery finishes on its own
+    # thread and serves the next caller.
+    release = threading.Event()
+
+    def slow() -> List[str]:
+        release.wait(2)
+        return ["::c000:aa"]
+
+    prefixes = nat64.Prefixes(slow, source_of=lambda _: None)
+    port = ipv6_only_host.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(OSError) as caught:
+        connect(("0.0.0.1", port), 0.3, nat64_prefixes=prefixes)
+    assert caught.value.errno == errno.ENETUNREACH
+    assert time.monotonic() - started < 1.5
+    release.set()
+    with connect(("0.0.0.1", port), 5, nat64_prefixes=prefixes) as sock:
+        assert sock.getpeername()[0] == "::1"
+
+
+def test_r26_concurrent_callers_share_one_discovery() -> None:
+    calls: List[int] = []
+    release = threading.Event()
+
+    def lookup() -> List[str]:
+        calls.append(1)
+        release.wait(2)
+        return ["64:ff9b::c000:aa"]
+
+    prefixes = nat64.Prefixes(lookup, source_of=lambda _: None)
+    found: List[Any] = []
+    callers = [threading.Thread(target=lambda: found.append(prefixes.get(5))) for _ in range(5)]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.1)
+    release.set()
+    for caller in callers:
+        caller.join(5)
+    assert calls == [1]
+    assert found == [(ipaddress.IPv6Network("64:ff9b::/96"),)] * 5

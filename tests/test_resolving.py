@@ -278,3 +278,27 @@ def test_cache_config_switch(three_ipv4_servers: Any) -> None:
         assert dns.calls[socket.AF_INET] == 4  # the default config does not cache
     finally:
         connection.get_dns_cache(Config(dns_cache=True)).clear()  # type: ignore[union-attr]
+
+
+def test_an_interrupt_while_a_thread_starts_leaves_the_counts_right(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lookups = Lookups()
+    real_start = threading.Thread.start
+    calls = {"n": 0}
+
+    def start_once_interrupted(self: threading.Thread) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_once_interrupted)
+    got: List[Answer] = []
+    with pytest.raises(KeyboardInterrupt):
+        lookups.start("a", lambda: Answer(socket.AF_INET, []), got.append, max_threads=1)
+    assert lookups.thread_count == 0
+    # The bound is not used up by the thread that never started.
+    lookups.start("b", lambda: Answer(socket.AF_INET, []), got.append, max_threads=1)
+    assert wait_until(lambda: len(got) == 2)  # "a", still queued, runs too
+    assert wait_until(lambda: lookups.thread_count == 0)

@@ -404,18 +404,3 @@ def test_a_cached_failure_raises_a_fresh_exception_each_time() -> None:
         depths.append(depth)
     assert max(depths) == min(depths)  # the traceback does not grow call by call
     cache.clear()
-
-
-def test_demo_command_shows_the_fallback() -> None:
-    import subprocess
-
-    proc = subprocess.run(
-        [sys.executable, "-m", "eyeshim", "demo", "--timeout", "1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if "ms" in line and "connected" in line]
-    assert len(lines) == 3
-    assert all(line.rstrip().endswith("127.0.0.1") for line in lines)

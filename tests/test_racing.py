@@ -19,7 +19,6 @@ from fakenet import (
     V6,
     FakeNet,
     drop,
-    make_history,
     ok,
     refuse,
     run,
@@ -241,16 +240,3 @@ def test_the_stdlibs_walk_reaches_an_address_the_interleaving_put_later() -> Non
     sock = run(net, {V6: (0, [S1, S2]), V4: (0, [A1])}, timeout=0.2)
     assert sock.address == S2
     assert net.starts() == [(0.0, S1), (200.0, A1), (210.0, S2)]
-
-
-def test_history_still_goes_first_when_the_stdlib_would_be_no_faster() -> None:
-    # History says S1 is broken: A1 goes first and wins; the stdlib's walk
-    # would start S1 at the same moment, but never two starts at once (R15)
-    # and A1 answers within the 10 ms.
-    net = FakeNet()
-    history = make_history(net)
-    history.record_failure(S1)
-    net.behave(A1, ok(2))
-    sock = run(net, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
-    assert sock.address == A1
-    assert net.starts() == [(0.0, A1)]

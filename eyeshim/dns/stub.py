@@ -887,3 +887,42 @@ class _Relay:
 
     def wake_at(self, when: Optional[float], on_time: Optional[Callable[[], None]] = None) -> None:
         self._inbox.wake_at(when, on_time)
+
+
+def lookup(
+    host: Host,
+    port: int = 0,
+    families: Tuple[int, ...] = (socket.AF_INET6, socket.AF_INET),
+    conf: Optional[ResolvConf] = None,
+    server_port: int = _PORT,
+) -> Dict[int, Answer]:
+    """Resolve ``host`` with the stub resolver alone, outside any race, and
+    return each family's answer (diagnostics and tests: ``eyeshim probe``,
+    the lab's comparison with getaddrinfo).  ``conf`` defaults to the
+    system's resolv.conf."""
+    from ..candidates import Inbox
+    from ..state import STATE
+
+    inbox = Inbox()
+    resolver = StubResolver(
+        conf if conf is not None else STATE.resolv_conf(),
+        families,
+        StubState(),
+        server_port=server_port,
+    )
+    resolver.attach(inbox)
+    answers: Dict[int, Answer] = {}
+    try:
+        for family in families:
+            resolver.resolve(host, port, family, inbox.deliver)
+        while True:
+            inbox.run_timer(time.monotonic())
+            for answer in inbox.take():
+                answers[answer.family] = answer
+            if len(answers) == len(families):
+                return answers
+            timer = inbox.timer()
+            inbox.wait(None if timer is None else max(0.0, timer - time.monotonic()))
+    finally:
+        resolver.close()
+        inbox.close()

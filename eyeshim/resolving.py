@@ -337,8 +337,11 @@ class AnswerCache:
         clock: Callable[[], float] = time.monotonic,
         min_ttl: float = 0.0,
         max_ttl: float = 300.0,
+        stale: float = 0.0,
     ) -> None:
         self.size = size
+        #: how long past expiry an entry is kept for :meth:`get_or_stale`
+        self.stale = stale
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.rotate = rotate
@@ -363,7 +366,8 @@ class AnswerCache:
             expires, answer, hits = entry
             now = self._clock()
             if now >= expires + grace:
-                del self._entries[key]
+                if now >= expires + self.stale:
+                    del self._entries[key]  # not even a stale use is left
                 return None, False
             entry[2] = hits + 1
             self._entries.move_to_end(key)
@@ -405,10 +409,11 @@ class AnswerCache:
         rotate: bool,
         min_ttl: float = 0.0,
         max_ttl: float = 300.0,
+        stale: float = 0.0,
     ) -> None:
         """Adopt new limits; what is cached stays."""
         self.size, self.ttl, self.negative_ttl, self.rotate = size, ttl, negative_ttl, rotate
-        self.min_ttl, self.max_ttl = min_ttl, max_ttl
+        self.min_ttl, self.max_ttl, self.stale = min_ttl, max_ttl, stale
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread."""

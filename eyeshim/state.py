@@ -176,6 +176,7 @@ class ProcessState:
             config.dns_cache_rotate,
             config.dns_cache_min_ttl,
             config.dns_cache_max_ttl,
+            config.dns_cache_stale,
         )
         return cache
 

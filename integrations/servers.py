@@ -104,22 +104,37 @@ class DNSServer:
             (a, dns64_prefix) for a in dns64_addresses
         ]:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.bind((address, port))
-            sock.setblocking(False)
-            bound = sock.getsockname()[1]
-            self.port = bound
+            sock, listener = self._bind(family, address, port)
+            self.port = sock.getsockname()[1]
             # The selector's data: (transport, DNS64 prefix for this listener or None).
             self.selector.register(sock, selectors.EVENT_READ, ("udp", prefix))
             self.sockets.append(sock)
-            listener = socket.socket(family, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((address, bound))
-            listener.listen(64)
-            listener.setblocking(False)
             self.selector.register(listener, selectors.EVENT_READ, ("tcp", prefix))
             self.sockets.append(listener)
         self._reload()
+
+    @staticmethod
+    def _bind(family: int, address: str, port: int) -> tuple[socket.socket, socket.socket]:
+        """A UDP socket and a TCP listener on the same port (with ``port=0``, a free one for
+        both: a few tries, as the UDP port may be taken for TCP)."""
+        for attempt in range(20):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.bind((address, port))
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((address, sock.getsockname()[1]))
+                listener.listen(64)
+            except OSError:
+                sock.close()
+                listener.close()
+                if port or attempt == 19:
+                    raise
+                continue
+            sock.setblocking(False)
+            listener.setblocking(False)
+            return sock, listener
+        raise AssertionError("unreachable")
 
     def _reload(self) -> None:
         try:
@@ -201,6 +216,8 @@ class DNSServer:
 
     def stop(self) -> None:
         """Stop serving (tests and benchmarks; the lab's server is killed instead)."""
+        if self._stopped:
+            return
         self._stopped = True
         self.scheduler.stop()
         for sock in self.sockets:

@@ -26,6 +26,9 @@ def system(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(
         STATE, "resolv_conf", lambda: resolvconf.parse(files["resolv"], environ={}, hostname="h")
     )
+    from eyeshim.candidates import HostsFile
+
+    monkeypatch.setattr(STATE, "hosts", lambda: HostsFile("/nonexistent/hosts"))
     monkeypatch.setattr(dns, "_IS_GLIBC", True)
     monkeypatch.delenv("HOSTALIASES", raising=False)
     return files
@@ -47,6 +50,7 @@ def test_plain_names_get_the_stub(system: Any) -> None:
         ("foo.localhost", "own name"),
         ("_gateway", "own name"),
         (socket.gethostname(), "own name"),
+        ("127.0.0.1", "an IP address"),
         ("a..b", "IDNA"),
         ("x" * 64 + ".org", "IDNA"),
         ("has space.org", "not a plain host name"),
@@ -116,3 +120,15 @@ def test_connect_uses_the_choice(system: Any, monkeypatch: pytest.MonkeyPatch) -
     assert connection._default_resolver(system_cfg, dial).description == (  # type: ignore[attr-defined]
         "getaddrinfo: EYESHIM_RESOLVER=system"
     )
+
+
+def test_status_and_probe_say_which_resolver(system: Any) -> None:
+    from eyeshim.cli import status
+
+    assert status.collect({"EYESHIM_RESOLVER": "system"})["resolver"] == (
+        "getaddrinfo (EYESHIM_RESOLVER=system)"
+    )
+    assert dns.describe({}).startswith("stub (")
+    assert dns.describe({"EYESHIM_RESOLVER": "bogus"}).startswith("unknown (bad configuration")
+    assert dns.choice("127.0.0.1", AUTO).resolver == "none"
+    assert dns.choice("dead.beef", AUTO).resolver != "none"

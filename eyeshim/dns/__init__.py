@@ -46,6 +46,8 @@ del _gai
 # A host name as DNS carries it: letters, digits, hyphens, underscores.
 _HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?\Z")
 _OWN_NAMES = ("localhost", "localhost.localdomain")
+# What may be an IP literal (candidates.numeric_addresses decides; this only explains).
+_LITERAL = re.compile(r"[0-9a-fA-FxX.:]+\Z")
 
 
 class Choice:
@@ -67,6 +69,17 @@ class Choice:
 
     def __repr__(self) -> str:
         return f"Choice({self.resolver!r}, {self.reason!r})"
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        if ":" in text:
+            socket.inet_pton(socket.AF_INET6, text)
+        else:
+            socket.inet_aton(text)
+    except OSError:
+        return False
+    return True
 
 
 def _system(reason: str) -> Choice:
@@ -150,9 +163,13 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
             return _system("a name IDNA cannot encode: getaddrinfo raises what it raises")
     else:
         return _system(f"a host of type {type(host).__name__}")
+    if _LITERAL.match(name.partition("%")[0]) and _is_literal(name.partition("%")[0]):
+        return Choice("none", "an IP address: no lookup")
     if not _HOSTNAME.match(name) or len(name.rstrip(".")) > 253:
         return _system("not a plain host name (characters or lengths DNS names do not have)")
     lowered = name.lower().rstrip(".")
+    if host in STATE.hosts():
+        return _system("listed in the hosts file: answered by getaddrinfo before any resolver")
     if line.local_names and (lowered == "local" or lowered.endswith(".local")):
         return _system("a .local name, answered by mdns in nsswitch.conf")
     if line.own_names and (
@@ -187,3 +204,16 @@ def resolver_for(
     cache = STATE.dns_cache(config)
     resolver = StubResolver(conf, families, STATE.stub(), cache, config.dns_cache_stale)
     return resolver, chosen
+
+
+def describe(environ: Any = None, host: Any = None) -> str:
+    """One line for ``eyeshim status`` and ``eyeshim probe``: which resolver
+    a process configured by ``environ`` (``EYESHIM_*``) uses for ``host``
+    (None: names in general), and why."""
+    from ..config import Config
+
+    try:
+        config = Config.from_env(environ)
+    except (TypeError, ValueError) as exc:
+        return f"unknown (bad configuration: {exc})"
+    return str(choice(host, config))

@@ -197,6 +197,9 @@ class Inbox:
         self._writer: Optional[socket.socket] = None
         self._watched: Dict[int, Callable[[], None]] = {}
         self._timer: Optional[Tuple[float, Callable[[], None]]] = None
+        #: False once a resolver on the racing thread is attached: it delivers
+        #: only from that thread, so no wake-up socket pair is ever needed.
+        self.threads = True
         self._closed = False
 
     def deliver(self, answer: Answer) -> None:
@@ -248,7 +251,8 @@ class Inbox:
         """What a selector must watch for this inbox: the wake-up socket for
         deliveries from threads, and the watched sockets."""
         watchers = dict(self._watched)
-        watchers[self.fileno()] = self.drain
+        if self.threads:
+            watchers[self.fileno()] = self.drain
         return watchers
 
     def wait(self, timeout: Optional[float]) -> None:
@@ -364,7 +368,9 @@ class Candidates:
         self._resolver = resolver
         attach = getattr(resolver, "attach", None)
         if attach is not None:
-            attach(self.inbox)  # a resolver on the race's own thread
+            # A resolver on the race's own thread: it delivers from there only.
+            self.inbox.threads = False
+            attach(self.inbox)
         for family in self._dial.families:
             self._lookup(family)
 

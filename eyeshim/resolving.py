@@ -108,7 +108,9 @@ class Resolver(Protocol):
     A resolver that works on the race's own thread also has
     ``attach(inbox)``: the race calls it before the first ``resolve()``,
     with the :class:`~eyeshim.candidates.Inbox` whose ``watch()`` and
-    ``wake_at()`` serve its sockets and timers.
+    ``wake_at()`` serve its sockets and timers.  Such a resolver delivers
+    only from the racing thread (in ``resolve()``, a watch callback or its
+    timer), so the inbox needs no wake-up socket pair.
     """
 
     def resolve(self, host: Host, port: Port, family: int, deliver: Deliver) -> Callable[[], None]:

@@ -109,8 +109,34 @@ def _glibc() -> bool:
 _IS_GLIBC = _glibc()
 
 
+# The last process-wide verdict and what it was worked out from: the files
+# are re-read by STATE at most once a second, so this is recomputed only when
+# one of them (or the configuration, or socket.getaddrinfo) changed.
+_last: Tuple[Any, ...] = ()
+
+
 def _process(config: Config) -> Optional[Choice]:
     """The verdict that holds for every name in this process, if any."""
+    global _last
+    from ..state import STATE
+
+    key = (
+        config.resolver,
+        socket.getaddrinfo,
+        "HOSTALIASES" in os.environ,
+        STATE.nsswitch(),
+        STATE.resolv_conf(),
+    )
+    last = _last
+    if last and last[0] == key[0] and all(a is b for a, b in zip(last[1:-1], key[1:])):
+        verdict: Optional[Choice] = last[-1]
+        return verdict
+    verdict = _work_out(config)
+    _last = (*key, verdict)
+    return verdict
+
+
+def _work_out(config: Config) -> Optional[Choice]:
     if config.resolver == "system":
         return _system("EYESHIM_RESOLVER=system")
     if not _IS_GLIBC:

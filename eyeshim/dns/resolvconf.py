@@ -81,6 +81,7 @@ class ResolvConf:
     """The resolver configuration, as parsed."""
 
     __slots__ = (
+        "_problems",
         "attempts",
         "domains",
         "flags",
@@ -106,6 +107,7 @@ class ResolvConf:
         self.unknown: List[str] = []
         #: where it came from, for messages
         self.origin = ""
+        self._problems: Optional[List[str]] = None
 
     def candidates(self, name: str) -> List[str]:
         """The names glibc's resolver tries for ``name``, in order (without
@@ -142,7 +144,12 @@ class ResolvConf:
 
     def stub_problems(self) -> List[str]:
         """Why eyeshim's stub resolver cannot answer as glibc would with this
-        configuration (nothing: it can)."""
+        configuration (nothing: it can).  Worked out once per parse."""
+        if self._problems is None:
+            self._problems = self._stub_problems()
+        return list(self._problems)
+
+    def _stub_problems(self) -> List[str]:
         problems = list(self.unknown)
         for flag in sorted(self.flags - STUB_FLAGS):
             problems.append(f"options {flag}")

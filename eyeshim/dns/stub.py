@@ -83,6 +83,7 @@ _GAI = {
 _QTYPE: Dict[int, int] = {socket.AF_INET6: wire.AAAA, socket.AF_INET: wire.A}
 _FAMILY: Dict[int, int] = {wire.AAAA: socket.AF_INET6, wire.A: socket.AF_INET}
 _EDNS_SIZE = 1200  # glibc's RESOLV_EDNS_BUFFER_SIZE
+_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
 _RECV = 65535
 _PORT = 53
 #: How long a lookup its race no longer wants may still fill the cache.
@@ -183,9 +184,14 @@ class _Exchange:
         self.tcp_only = "use-vc" in flags
         self.ad = "trust-ad" in flags
         count = len(conf.nameservers)
+        # One random draw per name: the query IDs (kept across servers and
+        # retries, as glibc keeps them) and, with rotate, the first server.
+        chance = os.urandom(2 * len(qtypes) + 1)
+        for index, query in enumerate(self.queries):
+            query.id = int.from_bytes(chance[2 * index : 2 * index + 2], "big")
         start = 0
         if "rotate" in flags and count > 1:
-            start = int.from_bytes(os.urandom(1), "big") % count
+            start = chance[-1] % count
         rounds = 1 if self.tcp_only else max(1, conf.attempts)
         self.plan = [(start + i) % count for _ in range(rounds) for i in range(count)]
         self.step = -1
@@ -247,7 +253,6 @@ class _Exchange:
         return (text, self.search.server_port)
 
     def _send(self, query: _Query) -> bool:
-        query.id = int.from_bytes(os.urandom(2), "big")
         payload = wire.build_query(
             query.id, self.wire_name, query.qtype, _EDNS_SIZE if query.edns else None, self.ad
         )
@@ -288,17 +293,21 @@ class _Exchange:
         return lambda: self._readable(sock)
 
     def _readable(self, sock: socket.socket) -> None:
-        while not self.done:
-            try:
-                data = sock.recv(_RECV)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                # ICMP port/host unreachable from this server: it failed.
-                if sock is self.udp.get(self.server):
-                    self._next_server()
-                return
-            self._reply(data, via_tcp=False, server=self._server_of(sock))
+        # One datagram per call: the poll is level-triggered, so a second
+        # queued reply makes the socket readable again; trying a second read
+        # at once would usually cost a failing system call.
+        if self.done:
+            return
+        try:
+            data = sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # ICMP port/host unreachable from this server: it failed.
+            if sock is self.udp.get(self.server):
+                self._next_server()
+            return
+        self._reply(data, via_tcp=False, server=self._server_of(sock))
 
     def _server_of(self, sock: socket.socket) -> int:
         for server, mine in self.udp.items():
@@ -515,16 +524,18 @@ class _Search:
         self, address: Tuple[Any, ...], kind: int, timeout: Optional[float] = None
     ) -> socket.socket:
         family = socket.AF_INET6 if len(address) == 4 else socket.AF_INET
-        sock = socket.socket(family, kind)
+        # Non-blocking from the start where the flag exists (one system call less).
+        sock = socket.socket(family, kind | (_NONBLOCK if kind == socket.SOCK_DGRAM else 0))
         self.state.sockets.add(sock)
         try:
             if kind == socket.SOCK_STREAM:
                 sock.settimeout(timeout)
                 sock.connect(address)
-            else:
                 sock.setblocking(False)
+            else:
+                if not _NONBLOCK:
+                    sock.setblocking(False)
                 sock.connect(address)
-            sock.setblocking(False)
         except BaseException:
             self.retire(sock)
             raise
@@ -738,9 +749,10 @@ class _Search:
 
     def pump(self, now: float) -> None:
         """Without a race: read what arrived; a timeout ends the lookup."""
-        for fd, callback in list(self.callbacks.items()):
-            if not self.finished and fd in self.watched:
-                callback()
+        for _ in range(len(self.qtypes) + 1):  # a read takes one reply
+            for fd, callback in list(self.callbacks.items()):
+                if not self.finished and fd in self.watched:
+                    callback()
         exchange = self.exchange
         deadline = None if exchange is None else exchange.deadline
         if not self.finished and deadline is not None and now >= deadline:
@@ -904,6 +916,7 @@ def lookup(
     from ..state import STATE
 
     inbox = Inbox()
+    inbox.threads = False  # everything happens in this thread
     resolver = StubResolver(
         conf if conf is not None else STATE.resolv_conf(),
         families,

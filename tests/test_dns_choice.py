@@ -88,7 +88,6 @@ def test_a_replaced_getaddrinfo_is_honoured(system: Any, monkeypatch: pytest.Mon
     monkeypatch.setattr(socket, "getaddrinfo", double)
     chosen = dns.choice("x.org", AUTO)
     assert not chosen.stub and "replaced" in chosen.reason and __name__ in chosen.reason
-    monkeypatch.undo()
 
 
 def test_resolver_for_refuses_what_getaddrinfo_must_parse(system: Any) -> None:
@@ -132,3 +131,20 @@ def test_status_and_probe_say_which_resolver(system: Any) -> None:
     assert dns.describe({"EYESHIM_RESOLVER": "bogus"}).startswith("unknown (bad configuration")
     assert dns.choice("127.0.0.1", AUTO).resolver == "none"
     assert dns.choice("dead.beef", AUTO).resolver != "none"
+
+
+def test_a_wrapper_of_getaddrinfo_is_a_replacement_but_eyeshims_own_is_not(
+    system: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wrapt
+
+    from eyeshim.patches import getaddrinfo as ours
+
+    def tracer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return wrapped(*args, **kwargs)
+
+    original = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", wrapt.FunctionWrapper(original, tracer))
+    assert not dns.choice("x.org", AUTO).stub
+    monkeypatch.setattr(socket, "getaddrinfo", wrapt.FunctionWrapper(original, ours._wrapper))
+    assert dns.choice("x.org", AUTO).stub

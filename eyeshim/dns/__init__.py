@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
+import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,9 +89,22 @@ def _system(reason: str) -> Choice:
 
 
 def _getaddrinfo_replaced() -> Optional[str]:
-    """Who replaced socket.getaddrinfo, or None when it is the stdlib's."""
+    """Who replaced socket.getaddrinfo, or None when it is the stdlib's.
+
+    A wrapper (wrapt's proxies forward ``__code__``) is a replacement, except
+    eyeshim's own opt-in re-sorting, which only reorders what the stdlib's
+    function returns: the race sorts the stub's answers itself.
+    """
     current: Any = socket.getaddrinfo
-    if _STDLIB_CODE is not None and getattr(current, "__code__", None) is _STDLIB_CODE:
+    if type(current) is not types.FunctionType:
+        ours = sys.modules.get("eyeshim.patches.getaddrinfo")
+        if ours is not None and getattr(current, "_self_wrapper", None) is ours._wrapper:
+            current = current.__wrapped__
+    if (
+        _STDLIB_CODE is not None
+        and type(current) is types.FunctionType
+        and current.__code__ is _STDLIB_CODE
+    ):
         c_function = getattr(socket, "_socket", None)
         inner = getattr(c_function, "getaddrinfo", None)
         if inner is not None and getattr(inner, "__self__", None) is c_function:

@@ -136,7 +136,7 @@ def test_status_and_probe_say_which_resolver(system: Any) -> None:
 def test_a_wrapper_of_getaddrinfo_is_a_replacement_but_eyeshims_own_is_not(
     system: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import wrapt
+    wrapt = pytest.importorskip("wrapt")
 
     from eyeshim.patches import getaddrinfo as ours
 
@@ -146,5 +146,12 @@ def test_a_wrapper_of_getaddrinfo_is_a_replacement_but_eyeshims_own_is_not(
     original = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", wrapt.FunctionWrapper(original, tracer))
     assert not dns.choice("x.org", AUTO).stub
-    monkeypatch.setattr(socket, "getaddrinfo", wrapt.FunctionWrapper(original, ours._wrapper))
-    assert dns.choice("x.org", AUTO).stub
+    monkeypatch.setattr(socket, "getaddrinfo", original)
+    patch = ours.make("getaddrinfo")
+    patch.patch()
+    try:
+        assert socket.getaddrinfo is not original
+        assert dns.choice("x.org", AUTO).stub
+    finally:
+        patch.unpatch()
+    assert socket.getaddrinfo is original

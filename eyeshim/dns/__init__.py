@@ -17,7 +17,6 @@ when").
 from __future__ import annotations
 
 import os
-import re
 import socket
 import sys
 import types
@@ -45,11 +44,17 @@ if getattr(_gai, "__module__", None) == "socket" and getattr(_gai, "__code__", N
         _STDLIB_CODE = code
 del _gai
 
-# A host name as DNS carries it: letters, digits, hyphens, underscores.
-_HOSTNAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?\Z")
+# A host name as DNS carries it: letters, digits, hyphens, underscores, dots
+# between non-empty labels (no regular expression: re stays unimported).
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 _OWN_NAMES = ("localhost", "localhost.localdomain")
 # What may be an IP literal (candidates.numeric_addresses decides; this only explains).
-_LITERAL = re.compile(r"[0-9a-fA-FxX.:]+\Z")
+_LITERAL_CHARS = frozenset("0123456789abcdefABCDEFxX.:")
+
+
+def _plain_name(name: str) -> bool:
+    body = name[:-1] if name.endswith(".") else name
+    return bool(body) and _NAME_CHARS.issuperset(body) and "" not in body.split(".")
 
 
 class Choice:
@@ -91,14 +96,17 @@ def _system(reason: str) -> Choice:
 def _getaddrinfo_replaced() -> Optional[str]:
     """Who replaced socket.getaddrinfo, or None when it is the stdlib's.
 
-    A wrapper (wrapt's proxies forward ``__code__``) is a replacement, except
-    eyeshim's own opt-in re-sorting, which only reorders what the stdlib's
-    function returns: the race sorts the stub's answers itself.
+    A wrapper is a replacement (a wrapt proxy forwards ``__code__``, hence
+    the type check), except eyeshim's own opt-in re-sorting stand-in, which
+    only reorders what the stdlib's function returns: the race sorts the
+    stub's answers itself.
     """
     current: Any = socket.getaddrinfo
-    if type(current) is not types.FunctionType:
-        ours = sys.modules.get("eyeshim.patches.getaddrinfo")
-        if ours is not None and getattr(current, "_self_wrapper", None) is ours._wrapper:
+    common = sys.modules.get("eyeshim.patches._common")
+    ours = sys.modules.get("eyeshim.patches.getaddrinfo")
+    if common is not None and ours is not None:
+        patch = common.patch_of(current)
+        if patch is not None and patch.handler is ours._handler:
             current = current.__wrapped__
     if (
         _STDLIB_CODE is not None
@@ -204,9 +212,10 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
             return _system("a name IDNA cannot encode: getaddrinfo raises what it raises")
     else:
         return _system(f"a host of type {type(host).__name__}")
-    if _LITERAL.match(name.partition("%")[0]) and _is_literal(name.partition("%")[0]):
+    address = name.partition("%")[0]
+    if address and _LITERAL_CHARS.issuperset(address) and _is_literal(address):
         return Choice("none", "an IP address: no lookup")
-    if not _HOSTNAME.match(name) or len(name.rstrip(".")) > 253:
+    if not _plain_name(name) or len(name.rstrip(".")) > 253:
         return _system("not a plain host name (characters or lengths DNS names do not have)")
     lowered = name.lower().rstrip(".")
     if host in STATE.hosts():

@@ -338,3 +338,28 @@ def test_fork_while_a_lookup_is_in_flight(loop: Loopback) -> None:
         racing.join(5)
         server.close()
     assert not STATE.stub().sockets  # and the parent's race finished normally
+
+
+def test_a_bug_in_the_stub_falls_back_to_getaddrinfo(
+    loop: Loopback, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never worse than stock: an unexpected error inside the resolver sends
+    # the lookup to getaddrinfo instead of failing the connection.
+    from eyeshim.dns import stub
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    infos = {
+        socket.AF_INET6: socket.getaddrinfo("::1", loop.port, socket.AF_INET6, socket.SOCK_STREAM),
+        socket.AF_INET: socket.getaddrinfo("127.0.0.1", loop.port, socket.AF_INET, 1),
+    }
+
+    def fake_getaddrinfo(host: Any, port: Any, family: int = 0, *args: Any) -> Any:
+        return infos[family]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    monkeypatch.setattr(stub.wire, "parse", broken)  # every reply now raises
+    assert _peer(loop, "both.example.org", loop.resolver())
+    monkeypatch.setattr(stub.StubResolver, "_begin", broken)  # and now the start
+    assert _peer(loop, "both.example.org", loop.resolver())

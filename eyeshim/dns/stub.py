@@ -490,6 +490,7 @@ class _Search:
     ``res_search`` walks it."""
 
     def __init__(self, owner: StubResolver, name: str, port: int, keys: Dict[int, Any]) -> None:
+        self.host = name
         self.conf = conf = owner.conf
         self.server_port = owner.server_port
         self.port = port
@@ -762,6 +763,27 @@ class _Search:
     def after_event(self) -> None:
         self._arm()
 
+    def fall_back(self, inbox: Optional[Inbox]) -> None:
+        """An unexpected error in this module must not fail a connection:
+        what is not answered yet is asked of getaddrinfo on a thread, as
+        without the stub resolver."""
+        from ..resolving import ThreadedResolver
+
+        waiting = {f: list(r) for f, r in self.receivers.items() if r and f not in self.results}
+        for family in self.receivers:
+            self.receivers[family] = []
+        self.finished = True
+        try:
+            self.close()
+        except Exception:
+            pass
+        if inbox is not None:
+            inbox.threads = True  # deliveries from a thread now: wake the racer
+        threaded = ThreadedResolver()
+        for family, delivers in waiting.items():
+            for deliver in delivers:
+                threaded.resolve(self.host, self.port, family, deliver)
+
 
 def _infos(family: int, addresses: List[str], port: int) -> List[AddrInfo]:
     """Address records as getaddrinfo returns them for SOCK_STREAM."""
@@ -803,14 +825,23 @@ class StubResolver:
         self._refresh: Optional[_Search] = None
         self._answers: Dict[int, Answer] = {}
         self._closed = False
+        self._broken = False
 
     def attach(self, inbox: Inbox) -> None:
         """The race's inbox: its sockets are watched there."""
         self._inbox = inbox
 
     def resolve(self, host: Host, port: Port, family: int, deliver: Deliver) -> Callable[[], None]:
+        if self._broken:
+            return self._threaded(host, port, family, deliver)
         if self._search is None and not self._answers:
-            self._begin(host, port)
+            try:
+                self._begin(host, port)
+            except Exception:
+                # A bug here must not fail the connection: getaddrinfo, as
+                # without the stub resolver.
+                self._give_up()
+                return self._threaded(host, port, family, deliver)
         cached = self._answers.get(family)
         if cached is not None:
             deliver(Answer(family, list(cached.infos), cached.error, None, cached.ttl))
@@ -822,6 +853,22 @@ class StubResolver:
             else:
                 search.receivers.setdefault(family, []).append(deliver)
         return self.close
+
+    def _give_up(self) -> None:
+        self._broken = True
+        search, self._search = self._search, None
+        if search is not None:
+            search.finished = True
+            search.close()
+
+    def _threaded(
+        self, host: Host, port: Port, family: int, deliver: Deliver
+    ) -> Callable[[], None]:
+        from ..resolving import ThreadedResolver
+
+        if self._inbox is not None:
+            self._inbox.threads = True
+        return ThreadedResolver().resolve(host, port, family, deliver)
 
     def _begin(self, host: Host, port: Port) -> None:
         name = (
@@ -887,18 +934,33 @@ class _Relay:
 
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
         search = self._search
+        inbox = self._inbox
 
         def readable() -> None:
-            on_readable()
-            search.after_event()
+            try:
+                on_readable()
+                search.after_event()
+            except Exception:
+                search.fall_back(inbox)
 
-        self._inbox.watch(fd, readable)
+        inbox.watch(fd, readable)
 
     def unwatch(self, fd: int) -> None:
         self._inbox.unwatch(fd)
 
     def wake_at(self, when: Optional[float], on_time: Optional[Callable[[], None]] = None) -> None:
-        self._inbox.wake_at(when, on_time)
+        if on_time is None:
+            self._inbox.wake_at(when)
+            return
+        search, inbox, callback = self._search, self._inbox, on_time
+
+        def due() -> None:
+            try:
+                callback()
+            except Exception:
+                search.fall_back(inbox)
+
+        self._inbox.wake_at(when, due)
 
 
 def lookup(

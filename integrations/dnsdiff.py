@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import time
@@ -90,7 +91,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("names", nargs="+")
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set before any lookup (LOCALDOMAIN, RES_OPTIONS: glibc and eyeshim read them)",
+    )
     args = parser.parse_args(argv)
+    for item in args.env:
+        name, _, value = item.partition("=")
+        os.environ[name] = value
     print(json.dumps({"results": [compare(n, args.port, args.timeout) for n in args.names]}))
     return 0
 

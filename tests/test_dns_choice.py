@@ -155,3 +155,15 @@ def test_a_wrapper_of_getaddrinfo_is_a_replacement_but_eyeshims_own_is_not(
     finally:
         patch.unpatch()
     assert socket.getaddrinfo is original
+
+
+@pytest.mark.parametrize(
+    "host", ["example.org", "Example.ORG.", "a" * 63 + ".org", "a" * 64 + ".org", "a..b", "x.", ""]
+)
+def test_idna_is_the_socket_modules_encoding(host: str) -> None:
+    try:
+        expected: Any = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        expected = None
+    assert dns.idna(host) == expected
+    assert dns.idna("bücher.example") == "xn--bcher-kva.example"

@@ -78,6 +78,21 @@ class Choice:
         return f"Choice({self.resolver!r}, {self.reason!r})"
 
 
+def idna(host: str) -> Optional[str]:
+    """``host`` as the socket module sends it (``host.encode("idna")``), or
+    None where that raises.  ASCII names take the codec's own fast path
+    here, without importing it (it loads stringprep and unicodedata)."""
+    if host.isascii():
+        labels = host.split(".")
+        if all(0 < len(label) < 64 for label in labels[:-1]) and len(labels[-1]) < 64:
+            return host
+        return None
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
 def _is_literal(text: str) -> bool:
     try:
         if ":" in text:
@@ -200,18 +215,19 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
     why = f"nsswitch hosts: {' '.join(line.services)}; nameservers {', '.join(conf.nameservers)}"
     if host is None:
         return Choice(STUB, why)
+    encoded: Optional[str]
     if isinstance(host, bytes):
         try:
-            name = host.decode("ascii")
+            encoded = host.decode("ascii")
         except UnicodeDecodeError:
             return _system("a name of non-ASCII bytes")
     elif isinstance(host, str):
-        try:
-            name = host.encode("idna").decode("ascii")
-        except UnicodeError:
+        encoded = idna(host)
+        if encoded is None:
             return _system("a name IDNA cannot encode: getaddrinfo raises what it raises")
     else:
         return _system(f"a host of type {type(host).__name__}")
+    name = encoded
     address = name.partition("%")[0]
     if address and _LITERAL_CHARS.issuperset(address) and _is_literal(address):
         return Choice("none", "an IP address: no lookup")

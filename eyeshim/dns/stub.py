@@ -871,9 +871,15 @@ class StubResolver:
         return ThreadedResolver().resolve(host, port, family, deliver)
 
     def _begin(self, host: Host, port: Port) -> None:
-        name = (
-            host.decode("ascii") if isinstance(host, bytes) else str(host).encode("idna").decode()
-        )
+        if isinstance(host, bytes):
+            name = host.decode("ascii")
+        else:
+            from . import idna
+
+            encoded = idna(str(host))
+            if encoded is None:
+                raise UnicodeError(f"IDNA cannot encode {host!r}")
+            name = encoded
         assert isinstance(port, int)
         now = self.clock()
         self.state.pump(now)

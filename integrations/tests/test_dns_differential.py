@@ -11,7 +11,7 @@ and namespaces (skipped otherwise, with the reason).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -82,7 +82,8 @@ CASES_SEARCH = {
 }
 CASES_DEAD = {"both.example.org": "first nameserver dead", "four.example.org": "first dead"}
 
-VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+# resolv.conf variants; a third element: environment variables for the comparing process.
+VARIANTS: dict[str, tuple[Any, ...]] = {
     "plain": (f"nameserver {SERVER}\noptions timeout:1 attempts:2\n", CASES_PLAIN),
     "search ndots:1": (
         f"nameserver {SERVER}\nsearch lab.test example.org\noptions ndots:1 timeout:1\n",
@@ -100,6 +101,11 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "options": (
         f"nameserver {SERVER}\noptions rotate edns0 single-request-reopen trust-ad timeout:1\n",
         {"both.example.org": "options", "trunc.example.org": "options + TCP"},
+    ),
+    "LOCALDOMAIN and RES_OPTIONS": (
+        f"nameserver {SERVER}\nsearch nowhere.test\noptions timeout:1\n",
+        {"mix": "search list from LOCALDOMAIN", "kube.svc": "ndots from RES_OPTIONS"},
+        {"LOCALDOMAIN": "svc.lab.test lab.test example.org", "RES_OPTIONS": "ndots:5 attempts:1"},
     ),
     "options use-vc no-aaaa": (
         f"nameserver {SERVER}\noptions use-vc no-aaaa single-request timeout:1\n",
@@ -121,11 +127,14 @@ def dnslab() -> Iterator[Lab]:
         lab.down()
 
 
-def _run(lab: Lab, resolv_conf: str, names: list[str]) -> list[dict[str, Any]]:
+def _run(
+    lab: Lab, resolv_conf: str, names: list[str], env: Optional[dict[str, str]] = None
+) -> list[dict[str, Any]]:
     lab.set_etc("ds", "resolv.conf", resolv_conf)
+    extra = [f"--env={name}={value}" for name, value in (env or {}).items()]
     try:
         result = lab.python_json(
-            "ds", ["-m", "integrations.dnsdiff", *names, "--timeout", "3"], timeout=240
+            "ds", ["-m", "integrations.dnsdiff", *names, "--timeout", "3", *extra], timeout=240
         )
     finally:
         lab.set_etc("ds", "resolv.conf", None)
@@ -135,8 +144,8 @@ def _run(lab: Lab, resolv_conf: str, names: list[str]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_the_stub_resolver_answers_as_glibc_does(dnslab: Lab, variant: str) -> None:
-    resolv_conf, cases = VARIANTS[variant]
-    rows = _run(dnslab, resolv_conf, list(cases))
+    resolv_conf, cases, *env = VARIANTS[variant]
+    rows = _run(dnslab, resolv_conf, list(cases), env[0] if env else None)
     problems = []
     for row in rows:
         name, glibc, stub = row["name"], row["glibc"], row["stub"]

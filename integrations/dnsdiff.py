@@ -7,8 +7,9 @@ Per name: ``glibc`` (one ``AF_UNSPEC`` getaddrinfo, as socket.create_connection 
 split per family, or its error code), ``stub`` (the same from eyeshim's stub resolver, with
 the error eyeshim would raise when nothing resolved), ``choice`` (which resolver eyeshim's
 own connect uses, and why), and the peer address each connect reached (``stock``,
-``eyeshim``). The namespace's /etc/resolv.conf, hosts and nsswitch.conf are the lab's
-(``ip netns exec`` bind-mounts them), so both resolvers read the same configuration.
+``eyeshim``, without history: each name is compared on its own). The namespace's
+/etc/resolv.conf, hosts and nsswitch.conf are the lab's (``ip netns exec`` bind-mounts
+them), so both resolvers read the same configuration.
 """
 
 from __future__ import annotations
@@ -72,8 +73,13 @@ def compare(name: str, port: int, timeout: float) -> dict[str, Any]:
     from eyeshim.connection import connect
     from eyeshim.dns import choice
 
+    def eyeshim_connect(address: tuple[str, int], timeout: float) -> socket.socket:
+        # No history: what an earlier name's race learnt (an attempt overtaken on a
+        # loaded machine counts as failed) must not reorder this one's addresses.
+        return connect(address, timeout, history=None)
+
     with events.recording() as recorded:
-        eyeshim_peer = _connect(connect, name, port, timeout)
+        eyeshim_peer = _connect(eyeshim_connect, name, port, timeout)
     used = sorted({str(e.resolver) for e in recorded if e.kind == "query"})  # type: ignore[attr-defined]
     return {
         "name": name,

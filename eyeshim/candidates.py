@@ -170,9 +170,10 @@ class Inbox:
 
     Answers come two ways.  Resolver threads call :meth:`deliver` from their
     own thread; a resolver that works on the race's own thread (non-blocking
-    sockets, no thread at all) registers its sockets with :meth:`watch`, and
-    its callback, run in the racing thread when a socket is readable, calls
-    :meth:`deliver` there.
+    sockets, no thread at all) is given the inbox (``attach(inbox)``),
+    registers its sockets with :meth:`watch` and its next timeout with
+    :meth:`wake_at`; its callbacks, run in the racing thread when a socket
+    is readable or the time has come, call :meth:`deliver` there.
 
     The racer blocks in :meth:`wait` while no attempt runs (a condition
     variable, or ``poll()`` when sockets are watched), or in the connector's
@@ -195,6 +196,10 @@ class Inbox:
         self._reader: Optional[socket.socket] = None
         self._writer: Optional[socket.socket] = None
         self._watched: Dict[int, Callable[[], None]] = {}
+        self._timer: Optional[Tuple[float, Callable[[], None]]] = None
+        #: False once a resolver on the racing thread is attached: it delivers
+        #: only from that thread, so no wake-up socket pair is ever needed.
+        self.threads = True
         self._closed = False
 
     def deliver(self, answer: Answer) -> None:
@@ -226,11 +231,28 @@ class Inbox:
     def unwatch(self, fd: int) -> None:
         self._watched.pop(fd, None)
 
+    def wake_at(self, when: Optional[float], on_time: Optional[Callable[[], None]] = None) -> None:
+        """Call ``on_time()`` in the racing thread once the monotonic clock
+        reaches ``when`` (one timer per inbox; None cancels it)."""
+        self._timer = None if when is None or on_time is None else (when, on_time)
+
+    def timer(self) -> Optional[float]:
+        """When the timer set with :meth:`wake_at` is due, if one is set."""
+        return None if self._timer is None else self._timer[0]
+
+    def run_timer(self, now: float) -> None:
+        """Run the timer if it is due (the race calls this each turn)."""
+        timer = self._timer
+        if timer is not None and now >= timer[0]:
+            self._timer = None
+            timer[1]()
+
     def watchers(self) -> Dict[int, Callable[[], None]]:
         """What a selector must watch for this inbox: the wake-up socket for
         deliveries from threads, and the watched sockets."""
         watchers = dict(self._watched)
-        watchers[self.fileno()] = self.drain
+        if self.threads:
+            watchers[self.fileno()] = self.drain
         return watchers
 
     def wait(self, timeout: Optional[float]) -> None:
@@ -289,6 +311,7 @@ class Inbox:
             self._closed = True
             self._answers.clear()
             self._watched.clear()
+            self._timer = None
             for sock in (self._reader, self._writer):
                 if sock is not None:
                     sock.close()
@@ -343,6 +366,11 @@ class Candidates:
     def start(self, resolver: Resolver) -> None:
         """Send the per-family lookups, AAAA first (R1), all at once (R2)."""
         self._resolver = resolver
+        attach = getattr(resolver, "attach", None)
+        if attach is not None:
+            # A resolver on the race's own thread: it delivers from there only.
+            self.inbox.threads = False
+            attach(self.inbox)
         for family in self._dial.families:
             self._lookup(family)
 
@@ -350,7 +378,11 @@ class Candidates:
         assert self._resolver is not None
         dial = self._dial
         if self._trace is not None:
-            self._trace(events.Query, family=family_name(family))
+            self._trace(
+                events.Query,
+                family=family_name(family),
+                resolver=getattr(self._resolver, "description", None),
+            )
         self._pending.add(family)
         self._cancels.append(
             self._resolver.resolve(dial.host, dial.port, family, self.inbox.deliver)
@@ -364,6 +396,7 @@ class Candidates:
     def update(self, now: float) -> None:
         """Take the answers that arrived, and open the gate if it may open."""
         if self._pending:
+            self.inbox.run_timer(now)
             answers = self.inbox.take()
             for answer in answers:
                 self._take(answer)
@@ -533,10 +566,16 @@ class Candidates:
         )
 
     def wake_time(self) -> Optional[float]:
-        """When the gate opens by itself (the Resolution Delay), if it is shut."""
-        if self._gate_open or not self._untried or self._first_answer is None:
-            return None
-        return self._resolution_deadline()
+        """When the candidates need the racing thread back by themselves: the
+        Resolution Delay opening the gate, or a resolver's timer."""
+        times = []
+        if not (self._gate_open or not self._untried or self._first_answer is None):
+            times.append(self._resolution_deadline())
+        if self._pending:
+            timer = self.inbox.timer()
+            if timer is not None:
+                times.append(timer)
+        return min(times) if times else None
 
     # -- for the race --------------------------------------------------------------
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing_extensions import dataclass_transform
 
     PolicySetting = Union[str, Any]  # "auto" | "rfc6724" | a gai.conf path | a PolicyTable
+    ResolverSetting = str  # "auto" | "system"
     _F = TypeVar("_F", bound="_Frozen")
 else:
 
@@ -178,6 +179,16 @@ def _parse_policy(text: str) -> str:
     return value
 
 
+RESOLVERS = ("auto", "system")
+
+
+def _parse_resolver(text: str) -> str:
+    value = text.strip().lower()
+    if value not in RESOLVERS:
+        raise ValueError(f"expected one of {', '.join(RESOLVERS)}, got {text!r}")
+    return value
+
+
 def _seconds(value: float, space: str = " ") -> str:
     """A duration for people (``50 ms``, ``2 s``), or as a variable holds it
     with ``space=""`` (``50ms``, ``2s``)."""
@@ -235,10 +246,16 @@ def _check_policy(name: str, value: Any, shown: str) -> None:
         )
 
 
+def _check_resolver(name: str, value: Any, shown: str) -> None:
+    if value not in RESOLVERS:
+        raise ValueError(f"{name} must be one of {', '.join(RESOLVERS)}, got {shown}")
+
+
 _DURATION = _Kind(parse_duration, lambda v: _seconds(v, ""), "DURATION", _check_duration)
 _COUNT = _Kind(_parse_int, str, "N", _check_count)
 _SWITCH = _Kind(parse_bool, lambda v: "on" if v else "off", "", _check_switch)
 _POLICY = _Kind(_parse_policy, str, "POLICY", _check_policy)
+_RESOLVER = _Kind(_parse_resolver, str, "RESOLVER", _check_resolver)
 
 
 class Setting:
@@ -379,8 +396,14 @@ def policy_field(
     *, default: str, doc: str, details: str = "", flag: Optional[str] = None
 ) -> PolicySetting:
     """An RFC 6724 policy table: a name, a gai.conf path or a PolicyTable."""
-    value: PolicySetting = _declare(Setting(_POLICY, default, doc, details, flag))
-    return value
+    return _declare(Setting(_POLICY, default, doc, details, flag))
+
+
+def resolver_field(
+    *, default: str, doc: str, details: str = "", flag: Optional[str] = None
+) -> ResolverSetting:
+    """Which resolver: ``auto`` or ``system``."""
+    return _declare(Setting(_RESOLVER, default, doc, details, flag))  # type: ignore[no-any-return]
 
 
 # -- the class machinery --------------------------------------------------------------
@@ -424,7 +447,8 @@ def _restore(cls: type[_Frozen], values: dict[str, Any]) -> _Frozen:
 # __repr__ and pickling, generically over ``_settings``.  So a field is one
 # statement of the class body: nothing to keep in step, for mypy or at run time.
 @dataclass_transform(
-    frozen_default=True, field_specifiers=(seconds_field, count_field, switch_field, policy_field)
+    frozen_default=True,
+    field_specifiers=(seconds_field, count_field, switch_field, policy_field, resolver_field),
 )
 class _Frozen(metaclass=_Fields):
     __slots__ = ()
@@ -653,6 +677,19 @@ class Config(_Frozen):
         "(read like `auto`). In Python, also a `eyeshim.sorting.PolicyTable`. "
         "See docs/sorting.md.",
     )
+    resolver: ResolverSetting = resolver_field(
+        default="auto",
+        flag="--resolver",
+        doc="Name resolution: auto (eyeshim's stub resolver where it provably answers as "
+        "getaddrinfo would, else getaddrinfo on threads) or system (always getaddrinfo)",
+        details="`auto` uses the stub resolver, which sends the AAAA and A queries itself "
+        "on the race's own sockets (no thread), when glibc is the C library, "
+        "`socket.getaddrinfo` is the stdlib's own, the `hosts:` line of `/etc/nsswitch.conf` "
+        "has only services it implements and `/etc/resolv.conf` only options it implements; "
+        "names under `.local` (mdns) and the host's own names (myhostname) still go to "
+        "getaddrinfo. `eyeshim status` and `eyeshim probe` say which one a name gets, and "
+        'why. See docs/design.md, "Which resolver, when".',
+    )
     resolver_threads: int = count_field(
         default=8,
         maximum=256,
@@ -674,18 +711,36 @@ class Config(_Frozen):
         default=False,
         doc="Cache per-family DNS answers in the process, so a burst of connections to one "
         "host resolves once per family per lifetime",
-        details="Off by default: getaddrinfo reports no TTL, so the lifetimes below are "
-        "guesses you choose.",
+        details="Off by default. Answers of the stub resolver are kept for their DNS TTL "
+        "(within the bounds below); getaddrinfo reports no TTL, so its answers are kept "
+        "for `dns_cache_ttl`.",
     )
     dns_cache_ttl: float = seconds_field(
         default=30.0,
-        doc="Lifetime of a cached answer",
+        doc="Lifetime of a cached answer whose TTL is unknown (getaddrinfo's)",
         details="The default is the JDK's for `networkaddress.cache.ttl`.",
+    )
+    dns_cache_min_ttl: float = seconds_field(
+        default=0.0,
+        at_most="dns_cache_max_ttl",
+        doc="Shortest time an answer with a DNS TTL is kept",
+    )
+    dns_cache_max_ttl: float = seconds_field(
+        default=300.0,
+        doc="Longest time an answer with a DNS TTL is kept (negative answers too)",
+    )
+    dns_cache_stale: float = seconds_field(
+        default=1.0,
+        maximum=60.0,
+        doc="How long past its TTL an answer may still be used while one lookup refreshes it",
+        details="Stub resolver only. `0`: an expired answer is never used.",
     )
     dns_cache_negative_ttl: float = seconds_field(
         default=10.0,
-        doc="Lifetime of a cached failure (NXDOMAIN, NODATA, SERVFAIL, timeout)",
-        details="`0` caches none.",
+        doc="Lifetime of a cached failure without an SOA to size it (SERVFAIL, timeout; "
+        "any failure from getaddrinfo)",
+        details="A negative answer of the stub resolver (NXDOMAIN, NODATA) is kept for the "
+        "SOA minimum its server sent (RFC 2308), within the TTL bounds. `0` caches none.",
     )
     dns_cache_size: int = count_field(
         default=1024,

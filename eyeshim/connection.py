@@ -249,7 +249,7 @@ def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
     candidates = Candidates(dial, order, known)
     if known is None:
         try:
-            candidates.start(dial.resolver or _default_resolver(cfg))
+            candidates.start(dial.resolver or _default_resolver(cfg, dial))
         except BaseException:
             candidates.close()
             dial.connector.close()
@@ -257,10 +257,23 @@ def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
     return Race(dial, candidates).run()
 
 
-def _default_resolver(cfg: Config) -> Resolver:
-    return ThreadedResolver(
+def _default_resolver(cfg: Config, dial: Dial) -> Resolver:
+    """The stub resolver on the race's selector where it provably answers
+    as getaddrinfo would, else getaddrinfo on threads; the choice, and why,
+    is ``eyeshim.dns.choice``'s (imported only when it may say stub)."""
+    reason = "EYESHIM_RESOLVER=system"
+    if cfg.resolver != "system":
+        from .dns import resolver_for
+
+        stub, chosen = resolver_for(dial.host, dial.port, dial.families, cfg)
+        if stub is not None:
+            return stub
+        reason = chosen.reason
+    threaded = ThreadedResolver(
         cfg.resolver_threads, cfg.resolver_idle_timeout, cache=STATE.dns_cache(cfg)
     )
+    threaded.description = f"getaddrinfo: {reason}"
+    return threaded
 
 
 # -- 4. remember ----------------------------------------------------------------

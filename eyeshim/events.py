@@ -11,7 +11,8 @@ class                 kind         fields
 ====================  ===========  ============================================
 :class:`RaceStarted`  ``race``     port, timeout, families (queried), known
                                    (addresses known without DNS)
-:class:`Query`        ``query``    family (a lookup was sent)
+:class:`Query`        ``query``    family (a lookup was sent), resolver
+                                   (``stub``, or ``getaddrinfo: why``)
 :class:`DnsAnswer`    ``answer``   family, addresses (DNS order) or error
 :class:`GateOpened`   ``gate``     reason: ``aaaa``, ``all answered``,
                                    ``resolution delay``, ``known``
@@ -185,8 +186,10 @@ class RaceStarted(RaceEvent):
 
 class Query(RaceEvent):
     kind = "query"
-    fields = __slots__ = ("family",)
+    fields = __slots__ = ("family", "resolver")
+    defaults: ClassVar[Mapping[str, Any]] = {"resolver": None}
     family: str
+    resolver: Optional[str]  #: which resolver, and why (None: one passed by the caller)
 
 
 class DnsAnswer(RaceEvent):

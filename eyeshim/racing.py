@@ -242,7 +242,9 @@ class SocketConnector:
                 threading.Event().wait(timeout)
             return []
         wanted = inbox.watchers() if inbox is not None else {}
-        for fd in [fd for fd in self._channel if fd not in wanted]:
+        # A descriptor number can come back with another socket and callback
+        # (a resolver closed one socket and opened the next): watch it anew.
+        for fd in [fd for fd in self._channel if wanted.get(fd) is not self._watched.get(fd)]:
             self._unwatch(fd)
             self._channel.discard(fd)
         for fd, callback in wanted.items():
@@ -643,10 +645,10 @@ class Race:
             times.append(stock_due)
         if self.candidates.ready:
             times.append(self._next_start)
-        else:
-            gate = self.candidates.wake_time()
-            if gate is not None:
-                times.append(gate)
+        # The Resolution Delay (when the gate is shut) or a resolver's timer.
+        wake = self.candidates.wake_time()
+        if wake is not None:
+            times.append(wake)
         return min(times) if times else None
 
 

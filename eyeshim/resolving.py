@@ -47,7 +47,7 @@ from .addrinfo import AddrInfo, Host, Port
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Deque, Dict, List, Optional, Protocol
+    from typing import Any, Callable, Deque, Dict, List, Optional, Protocol, Tuple
 
     Deliver = Callable[["Answer"], None]
 else:
@@ -65,10 +65,11 @@ __all__ = [
 
 
 class Answer:
-    """One family's answer: the addresses, or the error; and the name that
-    answered (``AI_CANONNAME``), when the resolver knows it."""
+    """One family's answer: the addresses, or the error; the name that
+    answered (``AI_CANONNAME``), when the resolver knows it; and how long it
+    may be kept (seconds, from DNS), when the resolver knows that."""
 
-    __slots__ = ("error", "family", "infos", "name")
+    __slots__ = ("error", "family", "infos", "name", "ttl")
 
     def __init__(
         self,
@@ -76,11 +77,13 @@ class Answer:
         infos: List[AddrInfo],
         error: Optional[BaseException] = None,
         name: Optional[str] = None,
+        ttl: Optional[float] = None,
     ) -> None:
         self.family = family
         self.infos = infos
         self.error = error
         self.name = name
+        self.ttl = ttl
 
     def __repr__(self) -> str:
         what = f"error={self.error!r}" if self.error is not None else f"{len(self.infos)} infos"
@@ -100,7 +103,15 @@ def fresh(error: Optional[BaseException]) -> Optional[BaseException]:
 
 
 class Resolver(Protocol):
-    """What a race needs from a resolver (tests substitute a fake one)."""
+    """What a race needs from a resolver (tests substitute a fake one).
+
+    A resolver that works on the race's own thread also has
+    ``attach(inbox)``: the race calls it before the first ``resolve()``,
+    with the :class:`~eyeshim.candidates.Inbox` whose ``watch()`` and
+    ``wake_at()`` serve its sockets and timers.  Such a resolver delivers
+    only from the racing thread (in ``resolve()``, a watch callback or its
+    timer), so the inbox needs no wake-up socket pair.
+    """
 
     def resolve(self, host: Host, port: Port, family: int, deliver: Deliver) -> Callable[[], None]:
         """Start looking up ``host`` for ``family``; call ``deliver`` exactly
@@ -300,10 +311,16 @@ _TASKS = "/proc/self/task" if os.path.isdir("/proc/self/task") else ""
 class AnswerCache:
     """Per-family answers remembered for a while (off by default).
 
-    getaddrinfo reports no TTL, so lifetimes are configured, like the JDK's
-    ``networkaddress.cache.ttl`` (30 s) and ``...negative.ttl`` (10 s).  A
-    burst of connections to one host then resolves once per family per
-    lifetime; concurrent misses for the same name share one lookup.
+    An answer that carries its DNS TTL (the stub resolver's: the smallest
+    TTL of the records it used; for a negative answer the SOA minimum, RFC
+    2308) is kept that long, bounded by ``min_ttl`` and ``max_ttl``.
+    getaddrinfo reports no TTL, so its answers are kept for configured
+    lifetimes, like the JDK's ``networkaddress.cache.ttl`` (30 s) and
+    ``...negative.ttl`` (10 s).  A burst of connections to one host then
+    resolves once per family per lifetime; concurrent misses for the same
+    name share one lookup.  :meth:`get_or_stale` also hands out an answer
+    that expired less than a grace period ago, for the stub resolver to use
+    while one lookup refreshes it.
 
     The price of caching, as seed article 004 shows for the JDK, is that
     every connection sees the same order for the whole lifetime, and with a
@@ -320,25 +337,40 @@ class AnswerCache:
         negative_ttl: float = 10.0,
         rotate: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        min_ttl: float = 0.0,
+        max_ttl: float = 300.0,
+        stale: float = 0.0,
     ) -> None:
         self.size = size
+        #: how long past expiry an entry is kept for :meth:`get_or_stale`
+        self.stale = stale
         self.ttl = ttl
         self.negative_ttl = negative_ttl
         self.rotate = rotate
+        self.min_ttl = min_ttl
+        self.max_ttl = max_ttl
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (expires, answer, hits)
         self._entries: collections.OrderedDict[Any, List[Any]] = collections.OrderedDict()
 
     def get(self, key: Any) -> Optional[Answer]:
+        """The answer for ``key`` if it has not expired."""
+        return self.get_or_stale(key, 0.0)[0]
+
+    def get_or_stale(self, key: Any, grace: float) -> Tuple[Optional[Answer], bool]:
+        """``(answer, stale)``: the answer for ``key``, also when it expired
+        less than ``grace`` seconds ago (then ``stale`` is True)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                return None
+                return None, False
             expires, answer, hits = entry
-            if self._clock() >= expires:
-                del self._entries[key]
-                return None
+            now = self._clock()
+            if now >= expires + grace:
+                if now >= expires + self.stale:
+                    del self._entries[key]  # not even a stale use is left
+                return None, False
             entry[2] = hits + 1
             self._entries.move_to_end(key)
         infos = answer.infos
@@ -347,10 +379,20 @@ class AnswerCache:
             infos = infos[shift:] + infos[:shift]
         # A fresh exception per hit: raising the cached object itself would
         # grow its traceback by a few frames on every call.
-        return Answer(answer.family, list(infos), fresh(answer.error), answer.name)
+        fresh_answer = Answer(answer.family, list(infos), fresh(answer.error), answer.name)
+        return fresh_answer, now >= expires
+
+    def lifetime(self, answer: Answer) -> float:
+        """How long ``answer`` is kept."""
+        positive = answer.error is None and bool(answer.infos)
+        if not positive and self.negative_ttl <= 0:
+            return 0.0
+        if answer.ttl is None:
+            return self.ttl if positive else self.negative_ttl
+        return max(self.min_ttl, min(float(answer.ttl), self.max_ttl))
 
     def put(self, key: Any, answer: Answer) -> None:
-        lifetime = self.ttl if answer.error is None and answer.infos else self.negative_ttl
+        lifetime = self.lifetime(answer)
         if lifetime <= 0:
             return
         with self._lock:
@@ -361,9 +403,19 @@ class AnswerCache:
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
 
-    def configure(self, size: int, ttl: float, negative_ttl: float, rotate: bool) -> None:
+    def configure(
+        self,
+        size: int,
+        ttl: float,
+        negative_ttl: float,
+        rotate: bool,
+        min_ttl: float = 0.0,
+        max_ttl: float = 300.0,
+        stale: float = 0.0,
+    ) -> None:
         """Adopt new limits; what is cached stays."""
         self.size, self.ttl, self.negative_ttl, self.rotate = size, ttl, negative_ttl, rotate
+        self.min_ttl, self.max_ttl, self.stale = min_ttl, max_ttl, stale
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread."""
@@ -387,7 +439,10 @@ class ThreadedResolver:
     defaults to the process's (``state.STATE``).  Each lookup asks for the
     canonical name (``AI_CANONNAME``): which name answered tells whether two
     per-family answers belong together (see ``candidates.py``).
+    ``description`` says, in events, why this resolver was chosen.
     """
+
+    description: Optional[str] = None
 
     def __init__(
         self,

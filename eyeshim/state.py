@@ -13,6 +13,9 @@ lookups in flight   races waiting on one shared lookup          dropped
 NAT64 prefixes      RFC 7050 discovery result                   kept, new lock
 policy tables       parsed gai.conf, re-read at most 1/s        kept, new lock
 resolv.conf         parsed, re-read at most 1/s                 kept
+nsswitch.conf       its hosts: line, re-read at most 1/s        kept
+stub resolver       sockets of its lookups; lookups whose race  sockets closed,
+                    ended, kept ~1 s to fill the DNS cache      lookups dropped
 source addresses    route look-ups, kept for a second           kept
 hosts file          the names it lists, re-read on change       kept, new lock
 counters            what races came to (``eyeshim status``)     zeroed
@@ -49,7 +52,9 @@ if TYPE_CHECKING:
 
     from .candidates import HostsFile
     from .config import Config
+    from .dns.nsswitch import HostsLine
     from .dns.resolvconf import ResolvConf
+    from .dns.stub import StubState
     from .events import Counters
     from .history import History
     from .nat64 import Prefixes
@@ -100,6 +105,7 @@ _PIECES = {
     "_hosts": (".candidates", "HostsFile"),
     "_counters": (".events", "Counters"),
     "_gai_conf": (".sorting.policy", "GaiConfCache"),
+    "_stub": (".dns.stub", "StubState"),
 }
 
 # How long a parsed gai.conf is trusted before its stat() is checked again:
@@ -119,6 +125,8 @@ class ProcessState:
         self._policies: Dict[str, Tuple[float, PolicyTable]] = {}
         self._gai_conf: Optional[GaiConfCache] = None
         self._resolv_conf: Optional[Tuple[float, Optional[Tuple[int, int, int]], ResolvConf]] = None
+        self._nsswitch: Optional[Tuple[float, Optional[Tuple[int, int, int]], HostsLine]] = None
+        self._stub: Optional[StubState] = None
         self._sources: Optional[SourceCache] = None
         self._hosts: Optional[HostsFile] = None
         self._counters: Optional[Counters] = None
@@ -166,6 +174,9 @@ class ProcessState:
             config.dns_cache_ttl,
             config.dns_cache_negative_ttl,
             config.dns_cache_rotate,
+            config.dns_cache_min_ttl,
+            config.dns_cache_max_ttl,
+            config.dns_cache_stale,
         )
         return cache
 
@@ -212,23 +223,42 @@ class ProcessState:
     def resolv_conf(self) -> ResolvConf:
         """``/etc/resolv.conf`` as glibc reads it; its ``stat()`` is looked at
         again at most once a second."""
-        now = time.monotonic()
-        cached = self._resolv_conf
-        if cached is not None and now < cached[0]:
-            return cached[2]
         from .dns import resolvconf
 
+        conf: ResolvConf = self._file("_resolv_conf", resolvconf.DEFAULT_PATH, resolvconf.load)
+        return conf
+
+    def nsswitch(self) -> HostsLine:
+        """The ``hosts:`` line of ``/etc/nsswitch.conf``, looked at again at
+        most once a second."""
+        from .dns import nsswitch
+
+        line: HostsLine = self._file("_nsswitch", nsswitch.DEFAULT_PATH, nsswitch.load)
+        return line
+
+    def _file(self, attribute: str, path: str, load: Any) -> Any:
+        """A parsed system file kept in ``attribute``: its ``stat()`` is
+        checked at most once a second, and it is parsed again when it changed."""
+        now = time.monotonic()
+        cached = getattr(self, attribute)
+        if cached is not None and now < cached[0]:
+            return cached[2]
         try:
-            info = os.stat(resolvconf.DEFAULT_PATH)
+            info = os.stat(path)
             stamp: Optional[Tuple[int, int, int]] = (info.st_mtime_ns, info.st_size, info.st_ino)
         except OSError:
             stamp = None
         if cached is not None and stamp == cached[1]:
-            conf = cached[2]
+            parsed = cached[2]
         else:
-            stamp, conf = resolvconf.load()
-        self._resolv_conf = (now + _POLICY_RECHECK, stamp, conf)
-        return conf
+            stamp, parsed = load()
+        setattr(self, attribute, (now + _POLICY_RECHECK, stamp, parsed))
+        return parsed
+
+    def stub(self) -> StubState:
+        """The stub resolver's sockets and the lookups no race waits for."""
+        stub: StubState = self._piece("_stub")
+        return stub
 
     def sources(self) -> SourceCache:
         """Source address discovery, cached for a second."""
@@ -264,6 +294,10 @@ class ProcessState:
             self._hosts.after_fork()
         if self._gai_conf is not None:
             self._gai_conf.after_fork()
+        if self._stub is not None:
+            # The parent's lookups go on in the parent; their sockets are
+            # closed here (the parent's copies stay open).
+            self._stub.after_fork()
         # The parent's threads do not exist here: no lookup of theirs will
         # ever answer, and no thread of theirs will take new work.
         self._lookups = None

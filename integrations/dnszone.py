@@ -36,6 +36,7 @@ class Impairment:
     delay_ms: float = 0.0  # hold the reply this long (on a timer; other replies are not held)
     drop: bool = False  # never reply: the resolver times out and retries
     servfail: bool = False  # reply SERVFAIL instead of the records
+    truncate: bool = False  # over UDP: an empty reply with TC set (the records come over TCP)
 
     def is_default(self) -> bool:
         return self == Impairment()
@@ -46,13 +47,19 @@ class NameEntry:
     A: list[str] = field(default_factory=list)
     AAAA: list[str] = field(default_factory=list)
     impair: dict[str, Impairment] = field(default_factory=dict)
+    # An alias: every query for the name is answered with a CNAME to this name (absolute, or
+    # relative to the origin) followed by what the target has (chains are followed).
+    cname: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "A": list(self.A),
             "AAAA": list(self.AAAA),
             "impair": {t: asdict(i) for t, i in self.impair.items() if not i.is_default()},
         }
+        if self.cname is not None:
+            data["cname"] = self.cname
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NameEntry:
@@ -60,13 +67,16 @@ class NameEntry:
             A=list(data.get("A", [])),
             AAAA=list(data.get("AAAA", [])),
             impair={t.upper(): Impairment(**i) for t, i in data.get("impair", {}).items()},
+            cname=data.get("cname"),
         )
 
 
 def fqdn(name: str, origin: str = ORIGIN) -> str:
-    """``s1`` -> ``s1.example.org``; absolute names pass through; lower case, no final dot."""
+    """``s1`` -> ``s1.example.org``; names under the origin and names with a final dot
+    (``mix.lab.test.``) are absolute; lower case, no final dot."""
+    absolute = name.endswith(".")
     name = name.rstrip(".").lower()
-    if name == origin or name.endswith("." + origin):
+    if absolute or name == origin or name.endswith("." + origin):
         return name
     return f"{name}.{origin}" if name else origin
 
@@ -76,6 +86,11 @@ class Zone:
     origin: str = ORIGIN
     ttl: int = 60
     names: dict[str, NameEntry] = field(default_factory=dict)
+    # Other domains the server answers for (search-list tests need names in two domains);
+    # their negative answers carry the origin's SOA.
+    domains: list[str] = field(default_factory=list)
+    # The SOA's MINIMUM field: how long resolvers may cache a negative answer (RFC 2308).
+    negative_ttl: int = 60
 
     def set(
         self,
@@ -83,16 +98,24 @@ class Zone:
         a: Optional[list[str]] = None,
         aaaa: Optional[list[str]] = None,
         impair: Optional[dict[str, Impairment]] = None,
+        cname: Optional[str] = None,
     ) -> str:
         key = fqdn(name, self.origin)
-        self.names[key] = NameEntry(A=list(a or []), AAAA=list(aaaa or []), impair=impair or {})
+        self.names[key] = NameEntry(
+            A=list(a or []), AAAA=list(aaaa or []), impair=impair or {}, cname=cname
+        )
         return key
+
+    def serves(self, qname: str) -> bool:
+        return any(qname == d or qname.endswith("." + d) for d in (self.origin, *self.domains))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "origin": self.origin,
             "ttl": self.ttl,
             "names": {k: v.to_json() for k, v in self.names.items()},
+            "domains": list(self.domains),
+            "negative_ttl": self.negative_ttl,
         }
 
     @classmethod
@@ -101,6 +124,8 @@ class Zone:
             origin=data.get("origin", ORIGIN),
             ttl=int(data.get("ttl", 60)),
             names={k: NameEntry.from_json(v) for k, v in data.get("names", {}).items()},
+            domains=list(data.get("domains", [])),
+            negative_ttl=int(data.get("negative_ttl", 60)),
         )
 
     def write(self, path: Path) -> None:
@@ -135,22 +160,28 @@ def _soa(zone: Zone) -> RR:
         rdata=SOA(
             "ns." + zone.origin + ".",
             "hostmaster." + zone.origin + ".",
-            (2024010101, 7200, 3600, 1209600, 60),
+            (2024010101, 7200, 3600, 1209600, zone.negative_ttl),
         ),
     )
 
 
-def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) -> Answer:
-    """Decide the reply to one DNS query datagram.
+def answer_query(
+    zone: Zone, data: bytes, dns64_prefix: Optional[str] = None, tcp: bool = False
+) -> Answer:
+    """Decide the reply to one DNS query message (``tcp``: it came over TCP, where a
+    ``truncate`` impairment does not apply).
 
     With ``dns64_prefix`` (a query that arrived on the DNS64 listener) the server also acts as
     a DNS64 resolver (RFC 6147, RFC 7050): ``ipv4only.arpa`` has the A records 192.0.0.170 and
     .171 and their synthesized AAAA records, and an AAAA query for a zone name that has A
     records but no AAAA records is answered with AAAA records synthesized from the A records.
     Impairments are those of the queried type (``zone.names["ipv4only.arpa"]`` may hold some
-    for discovery); an A impairment does not delay a synthesized AAAA.
+    for discovery); an A impairment does not delay a synthesized AAAA.  A name with a
+    ``cname`` is answered with the CNAME and then what its target has, as a recursive server
+    does (the chain is followed within the zone; a target the zone does not have makes the
+    reply NXDOMAIN, with the CNAMEs).
     """
-    from dnslib import AAAA, QTYPE, RCODE, RR, A, DNSRecord
+    from dnslib import AAAA, CNAME, QTYPE, RCODE, RR, A, DNSRecord
 
     try:
         request = DNSRecord.parse(data)
@@ -165,7 +196,7 @@ def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) ->
     qtype = QTYPE.get(question.qtype, str(question.qtype))
 
     discovery = dns64_prefix is not None and qname == DISCOVERY_NAME
-    if not (qname == zone.origin or qname.endswith("." + zone.origin) or discovery):
+    if not (zone.serves(qname) or discovery):
         reply.header.rcode = RCODE.REFUSED
         return Answer(reply.pack())
 
@@ -177,6 +208,18 @@ def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) ->
     if impairment.servfail:
         reply.header.rcode = RCODE.SERVFAIL
         return Answer(reply.pack(), delay)
+    if impairment.truncate and not tcp:
+        reply.header.tc = 1
+        return Answer(reply.pack(), delay)
+
+    # Follow CNAMEs within the zone (at most 8), answering with each link.
+    owner = qname
+    for _ in range(8):
+        if entry is None or entry.cname is None:
+            break
+        target = fqdn(entry.cname, zone.origin)
+        reply.add_answer(RR(owner + ".", QTYPE.CNAME, ttl=zone.ttl, rdata=CNAME(target + ".")))
+        owner, entry = target, zone.names.get(target)
 
     if discovery:
         assert dns64_prefix is not None
@@ -188,12 +231,12 @@ def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) ->
             A=entry.A, AAAA=[nat64_address(a, dns64_prefix) for a in entry.A], impair=entry.impair
         )
 
-    if entry is None and qname != zone.origin:
+    if entry is None and owner != zone.origin:
         reply.header.rcode = RCODE.NXDOMAIN
         reply.add_auth(_soa(zone))
         return Answer(reply.pack(), delay)
 
-    if qtype == "SOA" and qname == zone.origin:
+    if qtype == "SOA" and owner == zone.origin:
         reply.add_answer(_soa(zone))
         return Answer(reply.pack(), delay)
 
@@ -202,7 +245,7 @@ def answer_query(zone: Zone, data: bytes, dns64_prefix: Optional[str] = None) ->
         records = entry.A if qtype == "A" else entry.AAAA
     for address in records:
         rdata = A(address) if qtype == "A" else AAAA(address)
-        reply.add_answer(RR(qname + ".", getattr(QTYPE, qtype), ttl=zone.ttl, rdata=rdata))
+        reply.add_answer(RR(owner + ".", getattr(QTYPE, qtype), ttl=zone.ttl, rdata=rdata))
     if not records and not discovery:
-        reply.add_auth(_soa(zone))  # NODATA: NOERROR, empty answer, SOA
+        reply.add_auth(_soa(zone))  # NODATA: NOERROR, no address records, SOA
     return Answer(reply.pack(), delay)

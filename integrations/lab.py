@@ -967,6 +967,20 @@ table inet {NFT_TABLE} {{
         if self._up or self.state_dir.exists():
             self.zone.write(self.state_dir / "zone.json")
 
+    def set_etc(self, role: str, name: str, text: Optional[str]) -> None:
+        """Per-namespace /etc file ``name`` (``resolv.conf``, ``hosts``, ``nsswitch.conf``...;
+        ``None`` restores the lab's own, or removes a file the lab does not write); applies to
+        processes started afterwards, because ``ip netns exec`` bind-mounts it at start."""
+        path = NETNS_ETC / self.ns(role) / name
+        if text is None:
+            defaults = {"resolv.conf": RESOLV_CONF, "hosts": HOSTS, "nsswitch.conf": NSSWITCH}
+            if name in defaults:
+                path.write_text(defaults[name])
+            else:
+                path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+
     def set_gai_conf(self, role: str, text: Optional[str]) -> None:
         """Per-namespace /etc/gai.conf (``None`` removes it); applies to processes started
         afterwards, because ``ip netns exec`` bind-mounts it at start."""

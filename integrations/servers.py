@@ -71,11 +71,14 @@ class _HTTPServer6(_HTTPServer):
 
 
 class DNSServer:
-    """UDP DNS bound to the specific addresses it is queried on.
+    """DNS over UDP and TCP, bound to the specific addresses it is queried on.
 
     glibc drops replies whose source differs from the address it queried, so a wildcard bind
     would break as soon as the server has several addresses. Queries that arrive on one of
-    ``dns64_addresses`` are answered as a DNS64 resolver would, with ``dns64_prefix``.
+    ``dns64_addresses`` are answered as a DNS64 resolver would, with ``dns64_prefix``. TCP
+    (RFC 7766: two-byte length, several queries per connection) is what a resolver falls back
+    to for a truncated reply. ``port=0`` binds a free port (tests, benchmarks on loopback):
+    :attr:`port` says which, for a single address.
     """
 
     def __init__(
@@ -90,21 +93,48 @@ class DNSServer:
             raise ValueError("DNS64 listeners need a prefix")
         self.zone_path = zone_path
         self._zone_key: Optional[tuple[int, int, int]] = None
+        self._zone_lock = threading.Lock()
         self.zone = Zone()
         self.scheduler = Scheduler("dns-replies")
         self.selector = selectors.DefaultSelector()
         self.sockets: list[socket.socket] = []
+        self.port = port
+        self._stopped = False
         for address, prefix in [(a, None) for a in addresses] + [
             (a, dns64_prefix) for a in dns64_addresses
         ]:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.bind((address, port))
-            sock.setblocking(False)
-            # The selector's data: the DNS64 prefix for this listener (None: plain DNS).
-            self.selector.register(sock, selectors.EVENT_READ, prefix)
+            sock, listener = self._bind(family, address, port)
+            self.port = sock.getsockname()[1]
+            # The selector's data: (transport, DNS64 prefix for this listener or None).
+            self.selector.register(sock, selectors.EVENT_READ, ("udp", prefix))
             self.sockets.append(sock)
+            self.selector.register(listener, selectors.EVENT_READ, ("tcp", prefix))
+            self.sockets.append(listener)
         self._reload()
+
+    @staticmethod
+    def _bind(family: int, address: str, port: int) -> tuple[socket.socket, socket.socket]:
+        """A UDP socket and a TCP listener on the same port (with ``port=0``, a free one for
+        both: a few tries, as the UDP port may be taken for TCP)."""
+        for attempt in range(20):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.bind((address, port))
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((address, sock.getsockname()[1]))
+                listener.listen(64)
+            except OSError:
+                sock.close()
+                listener.close()
+                if port or attempt == 19:
+                    raise
+                continue
+            sock.setblocking(False)
+            listener.setblocking(False)
+            return sock, listener
+        raise AssertionError("unreachable")
 
     def _reload(self) -> None:
         try:
@@ -112,31 +142,89 @@ class DNSServer:
         except FileNotFoundError:
             return
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key != self._zone_key:
-            self.zone = Zone.read(self.zone_path)
-            self._zone_key = key
+        with self._zone_lock:
+            if key != self._zone_key:
+                self.zone = Zone.read(self.zone_path)
+                self._zone_key = key
 
     def serve_forever(self) -> None:
-        while True:
-            for key, _ in self.selector.select():
+        while not self._stopped:
+            for key, _ in self.selector.select(0.5):
                 sock = key.fileobj
                 assert isinstance(sock, socket.socket)
+                transport, prefix = key.data
+                if transport == "tcp":
+                    try:
+                        conn, _ = sock.accept()
+                    except OSError:
+                        continue
+                    threading.Thread(
+                        target=self._serve_tcp, args=(conn, prefix), daemon=True
+                    ).start()
+                    continue
                 try:
                     data, peer = sock.recvfrom(4096)
-                except BlockingIOError:
+                except (BlockingIOError, OSError):
                     continue
                 self._reload()
-                answer = answer_query(self.zone, data, key.data)
+                answer = answer_query(self.zone, data, prefix)
                 if answer.payload is None:
                     continue
                 payload = answer.payload
 
                 def send(s: socket.socket = sock, p: bytes = payload, to: Any = peer) -> None:
-                    s.sendto(p, to)
+                    with contextlib.suppress(OSError):
+                        s.sendto(p, to)
 
                 # Every reply goes through the timer, delayed or not, so replies of one type
                 # can never hold up another.
                 self.scheduler.call_later(answer.delay_s, send)
+
+    def _serve_tcp(self, conn: socket.socket, prefix: Optional[str]) -> None:
+        conn.settimeout(5.0)
+        lock = threading.Lock()
+
+        def read(size: int) -> bytes:
+            data = b""
+            while len(data) < size:
+                chunk = conn.recv(size - len(data))
+                if not chunk:
+                    raise EOFError
+                data += chunk
+            return data
+
+        try:
+            while not self._stopped:
+                size = int.from_bytes(read(2), "big")
+                message = read(size)
+                self._reload()
+                answer = answer_query(self.zone, message, prefix, tcp=True)
+                if answer.payload is None:
+                    continue
+                framed = len(answer.payload).to_bytes(2, "big") + answer.payload
+
+                def send(p: bytes = framed) -> None:
+                    with lock, contextlib.suppress(OSError):
+                        conn.sendall(p)
+
+                self.scheduler.call_later(answer.delay_s, send)
+        except (EOFError, OSError):
+            pass
+        finally:
+            # Replies still on the timer are dropped with the connection after a grace period.
+            self.scheduler.call_later(2.0, conn.close)
+
+    def stop(self) -> None:
+        """Stop serving (tests and benchmarks; the lab's server is killed instead)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.scheduler.stop()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                self.selector.unregister(sock)
+            sock.close()
+        self.selector.close()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -307,9 +307,13 @@ class SocketResolver:
         self.read_end.setblocking(False)
         self.answered_in: Optional[threading.Thread] = None
         self.threads_at_answer: List[str] = []
+        self.inbox: Any = None
+
+    def attach(self, inbox: Any) -> None:
+        self.inbox = inbox  # the race's Inbox, given before the first resolve()
 
     def resolve(self, host: Any, port: Any, family: int, deliver: Any) -> Any:
-        inbox = deliver.__self__  # the race's Inbox
+        inbox = self.inbox
         fd = self.read_end.fileno()
 
         def readable() -> None:
@@ -350,6 +354,9 @@ def test_a_watched_socket_answer_joins_a_race_with_attempts_running() -> None:
         broken = socket.getaddrinfo(lab.broken_host, lab.port, lab.broken_family, 1)
 
         class Both:
+            def attach(self, inbox: Any) -> None:
+                resolver.attach(inbox)
+
             def resolve(self, host: Any, port: Any, family: int, deliver: Any) -> Any:
                 if family == lab.broken_family:
                     deliver(Answer(family, broken))
@@ -366,3 +373,34 @@ def test_a_watched_socket_answer_joins_a_race_with_attempts_running() -> None:
         assert resolver.answered_in is threading.current_thread()
         resolver.read_end.close()
         resolver.write_end.close()
+
+
+def test_a_resolver_timer_runs_in_the_race() -> None:
+    # Inbox.wake_at: a resolver on the race's thread is called back at its
+    # deadline even while nothing is readable (a lost DNS reply).
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+
+        class Timed:
+            inbox: Any = None
+            fired_in: Optional[threading.Thread] = None
+
+            def attach(self, inbox: Any) -> None:
+                self.inbox = inbox
+
+            def resolve(self, host: Any, port: Any, family: int, deliver: Any) -> Any:
+                def due() -> None:
+                    self.fired_in = threading.current_thread()
+                    deliver(Answer(family, socket.getaddrinfo("127.0.0.1", port, family, 1)))
+
+                self.inbox.wake_at(time.monotonic() + 0.05, due)
+                return lambda: None
+
+        resolver = Timed()
+        started = time.monotonic()
+        with connect(("timed.invalid", port), 5, family=socket.AF_INET, resolver=resolver):
+            pass
+        assert 0.04 < time.monotonic() - started < 2
+        assert resolver.fired_in is threading.current_thread()

@@ -124,7 +124,13 @@ def test_each_field_is_declared_once_and_annotated_for_type_checkers() -> None:
     # be a field mypy cannot see.
     assert list(Config.__annotations__) == [setting.name for setting in SETTINGS]
     assert Config.__slots__ == tuple(setting.name for setting in SETTINGS)
-    kinds = {"float": "DURATION", "int": "N", "bool": "", "PolicySetting": "POLICY"}
+    kinds = {
+        "float": "DURATION",
+        "int": "N",
+        "bool": "",
+        "PolicySetting": "POLICY",
+        "ResolverSetting": "RESOLVER",
+    }
     for setting in SETTINGS:
         assert setting.kind.metavar == kinds[Config.__annotations__[setting.name]], setting
         assert setting.doc and not setting.doc.endswith("."), setting

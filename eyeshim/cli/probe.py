@@ -416,6 +416,9 @@ def main(
         print(
             f"eyeshim probe {host} port {port}: {_describe_config(config, args.timeout)}", file=out
         )
+        from ..dns import choice  # which resolver this name gets, and why
+
+        print(f"resolver: {choice(host, config)}", file=out)
         for index, outcome in enumerate(outcomes):
             print(file=out)
             if outcome.view is None:

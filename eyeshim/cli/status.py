@@ -198,6 +198,9 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         verdict, why = False, f"{why} is on, but {count} below keep eyeshim off at start-up"
     report["new_interpreters"] = {"eyeshim": verdict, "because": why}
     report["config"] = config
+    from ..dns import describe  # which resolver names get, and why
+
+    report["resolver"] = describe(env)
     report["integrations"] = integrations
     report["libraries"] = _libraries()
     report["problems"] = problems
@@ -265,6 +268,7 @@ def _format(report: Dict[str, Any]) -> str:
         for name, item in config["fields"].items():
             add(f"  {'' if item['default'] else '*'}{name:<30} {item['value']!r}")
         add(f"policy table: {config['policy_source']}")
+    add(f"resolver: {report['resolver']}")
     integrations = report["integrations"]
     if "error" in integrations:
         add(f"integrations: ERROR: {integrations['error']}")

@@ -22,7 +22,14 @@ Read like glibc (``resolv/res_init.c``):
 * ``#`` and ``;`` start comments; unknown directives are ignored by glibc
   and recorded here in :attr:`ResolvConf.unknown`, so that a resolver which
   must be faithful can step aside when the file says something it does not
-  implement.
+  implement (:meth:`ResolvConf.stub_problems`).
+
+The order in which glibc's ``res_search`` tries names
+(:meth:`ResolvConf.search_plan`): with at least ``ndots`` dots (or a final
+dot) the name as it is first; then, unless it ends with a dot, the name in
+each search domain (a domain ``.`` is the name as it is, in that place);
+then the name as it is if it was not tried yet, except a single label under
+``no-tld-query``.
 """
 
 from __future__ import annotations
@@ -34,12 +41,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Mapping, Optional, Tuple
 
-__all__ = ["DEFAULT_PATH", "ResolvConf", "load", "parse"]
+__all__ = ["AS_IS_FIRST", "AS_IS_LAST", "DEFAULT_PATH", "SEARCH", "ResolvConf", "load", "parse"]
+
+#: What each name of :meth:`ResolvConf.search_plan` is to glibc's search.
+AS_IS_FIRST, SEARCH, AS_IS_LAST = "as-is first", "search", "as-is last"
 
 DEFAULT_PATH = "/etc/resolv.conf"
 MAXNS = 3
 _LIMITS = {"ndots": 15, "timeout": 30, "attempts": 5}
 # Options glibc knows that take no value, and what they mean here.
+# eyeshim's stub resolver implements these; the other flags make it step
+# aside (``inet6``, ``no-check-names``, ``no-reload`` change what or when
+# glibc answers in ways not reproduced here).
 _FLAGS = frozenset(
     {
         "rotate",
@@ -61,11 +74,16 @@ _FLAGS = frozenset(
 )
 
 
+STUB_FLAGS = _FLAGS - {"inet6", "no-check-names", "no-reload"}
+
+
 class ResolvConf:
     """The resolver configuration, as parsed."""
 
     __slots__ = (
+        "_problems",
         "attempts",
+        "domains",
         "flags",
         "nameservers",
         "ndots",
@@ -78,6 +96,8 @@ class ResolvConf:
     def __init__(self) -> None:
         self.nameservers: List[str] = []
         self.search: List[str] = []
+        #: the search list as glibc walks it: ``search`` with "" for the root
+        self.domains: List[str] = []
         self.ndots = 1
         self.timeout = 5
         self.attempts = 2
@@ -87,25 +107,60 @@ class ResolvConf:
         self.unknown: List[str] = []
         #: where it came from, for messages
         self.origin = ""
+        self._problems: Optional[List[str]] = None
 
     def candidates(self, name: str) -> List[str]:
         """The names glibc's resolver tries for ``name``, in order (without
-        the trailing dot).
+        the trailing dot); see :meth:`search_plan`."""
+        return [candidate for candidate, _ in self.search_plan(name)]
 
-        An absolute name (trailing dot) is only itself.  Otherwise a name
-        with at least ``ndots`` dots is tried as it is first, then with each
-        search domain; one with fewer dots with each search domain first,
-        then as it is.  A single-label name is not tried as it is when
-        ``no-tld-query`` is set.
-        """
-        if name.endswith("."):
-            return [name.rstrip(".")]
+    def search_plan(self, name: str) -> List[Tuple[str, str]]:
+        """``[(name, kind), ...]``: the names ``res_search`` tries for
+        ``name``, in order, each with its part in the search
+        (:data:`AS_IS_FIRST`, :data:`SEARCH`, :data:`AS_IS_LAST`), which
+        decides what the search does when that name fails."""
         dots = name.count(".")
-        expanded = [f"{name}.{domain}" for domain in self.search]
-        if dots >= self.ndots:
-            return [name, *(n for n in expanded if n != name)]
-        as_is = [] if (dots == 0 and "no-tld-query" in self.flags) else [name]
-        return [*expanded, *as_is]
+        trailing = name.endswith(".")
+        bare = name.rstrip(".")
+        plan: List[Tuple[str, str]] = []
+        seen = set()
+        if dots >= self.ndots or trailing:
+            plan.append((bare, AS_IS_FIRST))
+            seen.add(bare.lower())
+            if trailing:
+                return plan
+        root = False
+        for domain in self.domains:
+            candidate = f"{bare}.{domain}" if domain else bare
+            root = root or not domain
+            if candidate.lower() not in seen:
+                seen.add(candidate.lower())
+                plan.append((candidate, SEARCH))
+        searched = bool(self.domains)
+        tried = any(kind == AS_IS_FIRST for _, kind in plan)
+        if (dots or not searched or "no-tld-query" not in self.flags) and not (tried or root):
+            plan.append((bare, AS_IS_LAST))
+        return plan
+
+    def stub_problems(self) -> List[str]:
+        """Why eyeshim's stub resolver cannot answer as glibc would with this
+        configuration (nothing: it can).  Worked out once per parse."""
+        if self._problems is None:
+            self._problems = self._stub_problems()
+        return list(self._problems)
+
+    def _stub_problems(self) -> List[str]:
+        problems = list(self.unknown)
+        for flag in sorted(self.flags - STUB_FLAGS):
+            problems.append(f"options {flag}")
+        for server in self.nameservers:
+            address = server.partition("%")[0]
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            try:
+                socket.inet_pton(family, address)
+            except (OSError, ValueError):
+                problems.append(f"nameserver {server}")
+        return problems
 
     def __repr__(self) -> str:
         return (
@@ -169,7 +224,9 @@ def parse(
     local = env.get("LOCALDOMAIN")
     if local is not None:
         search = local.split()
-    conf.search = [domain.rstrip(".") for domain in search if domain.rstrip(".")]
+    # "." (the root) stays in the walk as "": that place tries the name as it is.
+    conf.domains = [domain.rstrip(".") for domain in search]
+    conf.search = [domain for domain in conf.domains if domain]
     options = env.get("RES_OPTIONS")
     if options:
         _apply_options(conf, options.split(), "RES_OPTIONS")

@@ -27,8 +27,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from integrations.cell import MODES, STACKS
-from integrations.lab import REPO_ROOT, Lab, LabError, LabUnavailable
-from integrations.scenarios import BROKEN, SCENARIOS, UNREACHABLE, Scenario, matrix_zone
+from integrations.lab import REPO_ROOT, RESOLV_CONF, Lab, LabError, LabUnavailable
+from integrations.scenarios import (
+    BROKEN,
+    SCENARIOS,
+    SEARCH,
+    UNREACHABLE,
+    Scenario,
+    matrix_zone,
+)
 from integrations.topology import CLIENTS, short_address
 
 # RFC 8305's recommended Connection Attempt Delay, and how much slack the check allows on top
@@ -112,10 +119,13 @@ def run_cell(lab: Lab, cell: Cell, timeout: float) -> dict[str, Any]:
     )
     base = {"scenario": cell.scenario.key, "client": cell.client}
     try:
+        env = _cell_env()
+        if cell.mode == "eyeshim":
+            env.update(cell.scenario.env)
         proc = subprocess.run(
             argv,
             cwd=REPO_ROOT,
-            env=_cell_env(),
+            env=env,
             capture_output=True,
             text=True,
             timeout=(cell.scenario.timeout or timeout) * 4 + 20,
@@ -210,6 +220,12 @@ def check(
                 problems.append(
                     f"{where}: eyeshim failed ({eye.get('error')}) but "
                     f"{', '.join(scenario.working(client))} works"
+                )
+                continue
+            if eye.get("winner") not in scenario.working(client):
+                problems.append(
+                    f"{where}: eyeshim connected to {eye.get('winner')}, not to the name's "
+                    f"{', '.join(scenario.working(client))} (another host)"
                 )
                 continue
             bound = best + ATTEMPT_DELAY + CONNECT_MARGIN
@@ -419,6 +435,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         with Lab(args.name, clients=clients, zone=matrix_zone(), broken=BROKEN) as lab:
             lab.break_address(*UNREACHABLE, how="unreach")
+            for role in clients:
+                if CLIENTS[role].nameserver is None:
+                    lab.set_etc(role, "resolv.conf", RESOLV_CONF + f"search {' '.join(SEARCH)}\n")
             print(
                 f"lab up in {lab.timings['up'] * 1000:.0f} ms; running {len(cells)} cells, "
                 f"{args.concurrency} at a time",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from integrations.dnszone import Impairment, Zone
 from integrations.topology import CLIENTS, short_address
 
-__all__ = ["BROKEN", "SCENARIOS", "UNREACHABLE", "Scenario", "matrix_zone"]
+__all__ = ["BROKEN", "SCENARIOS", "SEARCH", "UNREACHABLE", "Scenario", "matrix_zone"]
 
 V4_OK = "10.64.78.34"
 V4_BROKEN_A = "10.64.78.33"
@@ -42,10 +42,16 @@ class Scenario:
     group: str = "seed"
     #: the connect timeout of this scenario's cells (None: the matrix's)
     timeout: float | None = None
+    #: the name the cells connect to, when it is not ``<key>.example.org``
+    name: str | None = None
+    #: zone entries besides ``host``'s: (name, A, AAAA); a name without a dot is in example.org
+    decoys: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    #: extra environment of the eyeshim cells (e.g. EYESHIM_RESOLVER)
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def host(self) -> str:
-        return f"{self.key}.example.org"
+        return self.name or f"{self.key}.example.org"
 
     def answer_text(self) -> str:
         """The DNS answer as the matrix prints it, broken addresses marked with ✗."""
@@ -112,6 +118,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         group="dns",
         timeout=1.0,
     ),
+    # resolv.conf "search lab.test example.org" (every client has it, see SEARCH): "mix" has
+    # only an A record as mix.lab.test and only an AAAA record as mix.example.org.  Stock's
+    # one AF_UNSPEC lookup stops at mix.lab.test; per-family lookups that walk the list on
+    # their own would reach the other host over IPv6.  Once with eyeshim's own resolver,
+    # once with getaddrinfo on threads (EYESHIM_RESOLVER=system).
+    Scenario(
+        "n1",
+        "search list: A in the 1st domain, AAAA in the 2nd",
+        (V4_OK,),
+        (),
+        group="search",
+        name="mix",
+        decoys=(("mix.lab.test.", (V4_OK,), ()), ("mix", (), (V6_OK,))),
+    ),
+    Scenario(
+        "n2",
+        "the same, EYESHIM_RESOLVER=system",
+        (V4_OK,),
+        (),
+        group="search",
+        name="mix",
+        decoys=(("mix.lab.test.", (V4_OK,), ()), ("mix", (), (V6_OK,))),
+        env=(("EYESHIM_RESOLVER", "system"),),
+    ),
     # A router's ICMP host-unreachable on a host that has IPv4: fails as fast as stock
     # (no NAT64 discovery: this host can route IPv4), or falls back to IPv6 at once.
     Scenario("u1", "IPv4 host-unreachable only", (V4_UNREACHABLE,), (), group="unreachable"),
@@ -137,8 +167,17 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+#: The search list every matrix client has in its resolv.conf.  The other scenarios' names
+#: have more dots than ndots (1), so they are tried as they are first and never see it.
+SEARCH = ("lab.test", "example.org")
+
+
 def matrix_zone() -> Zone:
-    zone = Zone()
+    zone = Zone(domains=[SEARCH[0]])
     for scenario in SCENARIOS:
-        zone.set(scenario.key, list(scenario.a), list(scenario.aaaa), dict(scenario.impair))
+        if scenario.decoys:
+            for name, a, aaaa in scenario.decoys:
+                zone.set(name, list(a), list(aaaa))
+        else:
+            zone.set(scenario.key, list(scenario.a), list(scenario.aaaa), dict(scenario.impair))
     return zone

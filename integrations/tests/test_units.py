@@ -62,8 +62,17 @@ def test_zone_round_trip(tmp_path: Any) -> None:
 
 
 def _result(
-    scenario: str, client: str, mode: str, outcome: str, elapsed: float, stack: str = "requests"
+    scenario: str,
+    client: str,
+    mode: str,
+    outcome: str,
+    elapsed: float,
+    stack: str = "requests",
+    winner: str = "",
 ) -> dict[str, Any]:
+    if outcome == "ok" and not winner:
+        # The name's first working address for this client, as a server would report it.
+        winner = next(s for s in SCENARIOS if s.key == scenario).working(client)[0]
     return {
         "scenario": scenario,
         "client": client,
@@ -72,6 +81,7 @@ def _result(
         "outcome": outcome,
         "elapsed": elapsed,
         "error": None if outcome == "ok" else "x",
+        "winner": winner or None,
     }
 
 
@@ -99,6 +109,12 @@ def test_check_rules() -> None:
     assert "vs stock" in check(slower)[0]
     skipped = [{**_result("s1", "ds", "eyeshim", "skip", 0.0), "error": "unavailable"}]
     assert "not run" in check(skipped)[0]
+    # The search-list case: connected, fast, but to the other domain's host.
+    elsewhere = [
+        _result("n2", "ds", "stock", "ok", 0.02),
+        _result("n2", "ds", "eyeshim", "ok", 0.02, winner="2002:a40:4c07:1::faf1"),
+    ]
+    assert "another host" in check(elsewhere)[0]
 
 
 def test_scenario_reachability() -> None:

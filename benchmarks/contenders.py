@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
-__all__ = ["ALL", "available", "run_batch"]
+__all__ = ["ALL", "available", "profile", "resolver_used", "run_batch", "thread_cost"]
 
 # RFC 8305's recommended Connection Attempt Delay and interleaving, given to
 # the asyncio contenders so they race like eyeshim does by default.
@@ -34,6 +34,8 @@ INTERLEAVE = 1
 ALL = (
     "stock",
     "eyeshim",
+    "eyeshim (system resolver)",
+    "eyeshim (threads kept warm)",
     "eyeshim+events",
     "eyeshim (history)",
     "eyeshim (dns cache)",
@@ -62,6 +64,11 @@ def _peer(sock: Any) -> str:
 def available(name: str) -> Optional[str]:
     """None when contender ``name`` can run in this interpreter, else why not."""
     try:
+        if name == "eyeshim (system resolver)" and _system_config() is None:
+            return (
+                "this eyeshim has no resolver of its own (EYESHIM_RESOLVER does not exist): "
+                "its 'eyeshim' row is getaddrinfo on threads already"
+            )
         if name.startswith("eyeshim"):
             import eyeshim  # noqa: F401
         elif name == "aiohappyeyeballs":
@@ -98,6 +105,16 @@ def _sync_connector(name: str) -> Callable[[str, int, float], Any]:
 
         cached = Config(dns_cache=True)
         return lambda host, port, timeout: connect((host, port), timeout, config=cached)
+    if name == "eyeshim (system resolver)":
+        from eyeshim.connection import connect
+
+        system = _system_config()
+        return lambda host, port, timeout: connect((host, port), timeout, config=system)
+    if name == "eyeshim (threads kept warm)":
+        from eyeshim.connection import connect
+
+        warm = _warm_resolver()
+        return lambda host, port, timeout: connect((host, port), timeout, resolver=warm)
     if name.startswith("eyeshim"):
         import eyeshim
 
@@ -105,6 +122,207 @@ def _sync_connector(name: str) -> Callable[[str, int, float], Any]:
     if name == "urllib3.future":
         return _urllib3_future_connect
     raise ValueError(name)
+
+
+def _system_config() -> Any:
+    """eyeshim's configuration with ``resolver=system`` (getaddrinfo on threads,
+    whatever else eyeshim could use), or None where eyeshim has no such setting."""
+    from eyeshim.config import get_config
+
+    try:
+        return get_config().replace(resolver="system")
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+#: resolver_idle_timeout of "eyeshim (threads kept warm)": the default before
+#: "no thread outlives its work" made it 0.
+WARM_IDLE_TIMEOUT = 2.0
+_warm: Any = None
+
+
+def _warm_resolver() -> Any:
+    """getaddrinfo on threads that wait WARM_IDLE_TIMEOUT for more work instead of
+    exiting after each lookup.  They have a pool of their own (``Lookups``), so
+    that the default eyeshim in the same worker never borrows a warm thread."""
+    global _warm
+    if _warm is None:
+        from eyeshim.config import get_config
+        from eyeshim.resolving import Lookups, ThreadedResolver
+
+        _warm = ThreadedResolver(
+            get_config().resolver_threads, WARM_IDLE_TIMEOUT, lookups=Lookups()
+        )
+    return _warm
+
+
+def resolver_used(name: str, host: str, port: int, timeout: float) -> list[str]:
+    """Which resolver eyeshim contender ``name`` used for one connect to ``host``,
+    as its own events say (the ``resolver`` of each ``Query`` event)."""
+    from eyeshim import events
+
+    connect = _sync_connector(name)
+    with events.recording() as recorded:
+        try:
+            _abort(connect(host, port, timeout))
+        except Exception as exc:  # the rows count failures; here only the resolver matters
+            return [f"the connect failed: {type(exc).__name__}: {exc}"]
+    queries = [event for event in recorded if getattr(event, "kind", "") == "query"]
+    if not queries:
+        return ["no lookup (a literal, the hosts file or a cached answer)"]
+    if "resolver" not in type(queries[0]).fields:
+        # eyeshim before its own resolver (issue 13): getaddrinfo on threads is all it has.
+        return ["getaddrinfo on threads (eyeshim's only resolver)"]
+    found = {str(getattr(event, "resolver", None)) for event in queries}
+    return sorted(
+        "getaddrinfo on threads (a resolver passed in by the benchmark)" if text == "None" else text
+        for text in found
+    )
+
+
+def thread_cost(n: int, host: Optional[str] = None, port: int = 0) -> dict[str, Any]:
+    """What a thread per lookup costs on this machine, now, in this process:
+    per operation, median wall and CPU time (seconds) of ``n`` repetitions of
+
+    * ``start_join``: start a thread that does nothing, join it;
+    * ``start_join_exit``: the same, then wait until the kernel thread is gone
+      (eyeshim's ``settle`` does that, so that fork() finds no thread);
+    * ``handoff``: hand work to a thread that is already running, and get the
+      answer back (two lock hand-offs: what a warm pool costs instead);
+    * with ``host``: ``lookup_new_thread``, one ``getaddrinfo(host, port,
+      AF_INET)`` in a new thread (started and joined), and
+      ``lookup_running_thread``, the same lookup handed to a thread that has
+      looked up before (glibc keeps resolver state per thread: a new thread's
+      first lookup may cost more than the thread itself).
+    """
+    import statistics
+    import threading
+
+    perf, proc = time.perf_counter, time.process_time
+
+    def nothing() -> None:
+        pass
+
+    def timed(op: Callable[[], None]) -> dict[str, float]:
+        walls, cpus = [], []
+        for _ in range(n):
+            c0, t0 = proc(), perf()
+            op()
+            walls.append(perf() - t0)
+            cpus.append(proc() - c0)
+        return {"wall": statistics.median(walls), "cpu": statistics.median(cpus)}
+
+    def start_join() -> None:
+        thread = threading.Thread(target=nothing)
+        thread.start()
+        thread.join()
+
+    out = {"start_join": timed(start_join)}
+    from eyeshim import resolving
+
+    # Linux: polls /proc/self/task/<tid> (absent from other eyeshim versions).
+    wait_for_exit: Optional[Callable[[Any, float], None]] = getattr(
+        resolving, "_wait_for_exit", None
+    )
+    if wait_for_exit is not None:
+
+        def start_join_exit() -> None:
+            thread = threading.Thread(target=nothing)
+            thread.start()
+            thread.join()
+            wait_for_exit(thread, 1.0)
+
+        out["start_join_exit"] = timed(start_join_exit)
+
+    go, back = threading.Lock(), threading.Lock()
+    go.acquire()
+    back.acquire()
+    stop = [False]
+    work: list[Callable[[], None]] = [nothing]
+
+    def serve() -> None:
+        while True:
+            go.acquire()
+            if stop[0]:
+                return
+            work[0]()
+            back.release()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+
+    def handoff() -> None:
+        go.release()
+        back.acquire()
+
+    out["handoff"] = timed(handoff)
+    if host is not None:
+
+        def lookup() -> None:
+            socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+
+        def lookup_new_thread() -> None:
+            thread = threading.Thread(target=lookup)
+            thread.start()
+            thread.join()
+
+        work[0] = lookup
+        handoff()  # the running thread's first lookup sets up its resolver state
+        out["lookup_running_thread"] = timed(handoff)
+        out["lookup_new_thread"] = timed(lookup_new_thread)
+    stop[0] = True
+    go.release()
+    server.join()
+    return out
+
+
+def profile(
+    name: str,
+    host: str,
+    port: int,
+    timeout: float,
+    n: int,
+    top: int = 12,
+    clear_history: bool = False,
+) -> dict[str, Any]:
+    """cProfile of ``n`` connects of contender ``name``, in CPU time of the
+    calling thread (the race's; resolver threads are not in it): the ``top``
+    functions by own time, and the total, in seconds over all ``n`` connects."""
+    import cProfile
+    import os
+    import pstats
+
+    connect = _sync_connector(name)
+    reset = _history_reset(name, clear_history)
+    run_batch(name, host, port, 1, timeout)  # imports and first-use set-up: not profiled
+    profiler = cProfile.Profile(time.thread_time)
+    for _ in range(n):
+        reset()
+        profiler.enable()
+        try:
+            sock = connect(host, port, timeout)
+        finally:
+            profiler.disable()
+        _abort(sock)
+    stats: Any = pstats.Stats(profiler)
+    rows = []
+    for (path, line, function), (_, calls, own, cumulative, _) in stats.stats.items():
+        where = path if path == "~" else os.path.basename(path)
+        rows.append(
+            {
+                "function": f"{where}:{line}({function})" if path != "~" else function,
+                "calls": calls,
+                "own": own,
+                "cumulative": cumulative,
+            }
+        )
+    rows.sort(key=lambda row: -row["own"])
+    by_file: dict[str, float] = {}
+    for (path, _, _), (_, _, own, _, _) in stats.stats.items():
+        where = "C functions" if path == "~" else os.path.basename(path)
+        by_file[where] = by_file.get(where, 0.0) + own
+    files = sorted(by_file.items(), key=lambda item: -item[1])
+    return {"total": stats.total_tt, "connects": n, "top": rows[:top], "files": files[:6]}
 
 
 def _urllib3_future_connect(host: str, port: int, timeout: float) -> Any:
@@ -161,13 +379,16 @@ async def _within(timeout: float, awaitable: Awaitable[Any]) -> Any:
 
 async def _asyncio_connect(host: str, port: int, timeout: float) -> Any:
     loop = asyncio.get_running_loop()
-    transport, _ = await _within(timeout, loop.create_connection(
-        asyncio.Protocol,
-        host,
-        port,
-        happy_eyeballs_delay=ATTEMPT_DELAY,
-        interleave=INTERLEAVE,
-    ))
+    transport, _ = await _within(
+        timeout,
+        loop.create_connection(
+            asyncio.Protocol,
+            host,
+            port,
+            happy_eyeballs_delay=ATTEMPT_DELAY,
+            interleave=INTERLEAVE,
+        ),
+    )
     return transport
 
 
@@ -188,9 +409,7 @@ async def _aiohappyeyeballs_steps(host: str, port: int) -> Any:
     loop = asyncio.get_running_loop()
     if _is_literal(host):
         # aiohttp skips its resolver for IP literals.
-        infos = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-        )
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     else:
         # aiohttp's default ThreadedResolver: one AF_UNSPEC getaddrinfo in the
         # loop's executor (its 10 s DNS cache is not modelled: each connect

@@ -6,13 +6,14 @@ dependencies, and must not become them; urllib3.future even *replaces* the
 urllib3.  So the benchmark makes two virtual environments in a cache
 directory and installs into those only:
 
-* ``main``: aiohappyeyeballs, requests, wrapt (eyeshim's one dependency, for
-  ``install()`` and the start-up hook); eyeshim itself comes from this
-  checkout through PYTHONPATH, so what is measured is the working tree;
+* ``main``: aiohappyeyeballs, requests, and wrapt 2.x; eyeshim itself comes
+  from this checkout through PYTHONPATH, so what is measured is the working
+  tree;
 * ``urllib3-future``: urllib3.future alone;
-* ``wrapt1``: wrapt 1.x only, for P5: what installing eyeshim costs depends
-  mostly on which wrapt the environment has (2.x imports asyncio and
-  importlib.metadata; 1.x does not), and eyeshim accepts both.
+* ``wrapt1``: wrapt 1.x only, for P5.  eyeshim no longer uses wrapt (it used
+  to, and what installing eyeshim cost depended mostly on which wrapt the
+  environment had: 2.x imports asyncio and importlib.metadata); P5 runs in
+  both to show that having either installed changes nothing.
 
 Each environment is rebuilt only when its requirement list changes (a stamp
 file holds it).  In smoke mode nothing is installed: everything runs in the
@@ -33,7 +34,7 @@ from typing import Callable, Optional
 __all__ = ["Environments", "cache_dir", "prepare"]
 
 REQUIREMENTS: dict[str, list[str]] = {
-    "main": ["aiohappyeyeballs", "requests", "wrapt>=1.14"],
+    "main": ["aiohappyeyeballs", "requests", "wrapt>=2"],
     "urllib3-future": ["urllib3-future"],
     "wrapt1": ["wrapt>=1.14,<2"],
 }
@@ -65,7 +66,10 @@ def _python_in(directory: Path) -> Path:
 def _freeze(python: str) -> dict[str, str]:
     proc = subprocess.run(
         [python, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     try:
         return {item["name"]: item["version"] for item in json.loads(proc.stdout)}
@@ -83,9 +87,19 @@ def _ensure(name: str, log: Callable[[str], None]) -> Path:
     log(f"creating the {name} environment in {directory} ...")
     venv.EnvBuilder(with_pip=True, clear=True).create(directory)
     proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *REQUIREMENTS[name]],
-        capture_output=True, text=True, timeout=900, check=False,
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *REQUIREMENTS[name],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     if proc.returncode != 0:
         tail = " ".join(proc.stderr.strip().splitlines()[-3:])

@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.servers accept`` accepts on 127.0.0.1 and [::1] (same
 port) and closes each connection at once: the far end of a bare TCP connect.
-``python -m benchmarks.servers http`` answers every request with a tiny
+``python -m benchmarks.servers http`` (on the same two addresses: names that
+resolve to both must reach it on whichever comes first) answers every request with a tiny
 ``Connection: close`` response, and ``GET /stats`` with the number of
 connections accepted so far, so a scenario can check that each request really
 opened a connection.
@@ -22,6 +23,7 @@ import selectors
 import socket
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Optional
 
 __all__ = ["ServerProcess", "bind_pair", "main"]
@@ -122,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
     parser.add_argument("kind", choices=["accept", "http"])
     args = parser.parse_args(argv)
-    listeners = bind_pair() if args.kind == "accept" else bind_pair(("127.0.0.1",))
+    listeners = bind_pair()
     print(json.dumps({"port": listeners[0].getsockname()[1]}), flush=True)
     threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
     if args.kind == "accept":
@@ -139,17 +141,21 @@ if __name__ == "__main__":
 
 
 class ServerProcess:
-    """``with ServerProcess(python, "accept") as server: server.port``."""
+    """``with ServerProcess(python, "accept") as server: server.port``; ``prefix``
+    runs it inside a namespace (``ip netns exec NS``)."""
 
-    def __init__(self, python: str, kind: str) -> None:
+    def __init__(self, python: str, kind: str, prefix: Sequence[str] = ()) -> None:
         import subprocess
 
         from benchmarks.harness import REPO_ROOT
 
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         self.proc = subprocess.Popen(
-            [python, "-m", "benchmarks.servers", kind],
-            cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [*prefix, python, "-m", "benchmarks.servers", kind],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

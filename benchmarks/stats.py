@@ -33,11 +33,12 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
-    """median, p10, p90, min, max and count of ``values`` (which must not be empty)."""
+    """median, p10, p90, p99, min, max and count of ``values`` (which must not be empty)."""
     return {
         "median": statistics.median(values),
         "p10": percentile(values, 0.10),
         "p90": percentile(values, 0.90),
+        "p99": percentile(values, 0.99),
         "min": min(values),
         "max": max(values),
         "n": float(len(values)),

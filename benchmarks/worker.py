@@ -9,7 +9,9 @@ service.
 
 Commands (``op``): ``hello`` (which contenders can run here), ``fake_names``
 (see :mod:`benchmarks.fakedns`), ``batch`` (see
-:func:`benchmarks.contenders.run_batch`), ``clear_history``, ``quit``.
+:func:`benchmarks.contenders.run_batch`), ``resolver_used``,
+``thread_cost`` and ``profile`` (see :mod:`benchmarks.contenders`), ``clear_history``,
+``quit``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,26 @@ def _handle(request: dict[str, Any]) -> Any:
             clear_history=bool(request.get("clear_history")),
             warmup=bool(request.get("warmup")),
         )
+    if op == "resolver_used":
+        return contenders.resolver_used(
+            request["contender"],
+            request["host"],
+            int(request["port"]),
+            float(request.get("timeout", 5.0)),
+        )
+    if op == "profile":
+        return contenders.profile(
+            request["contender"],
+            request["host"],
+            int(request["port"]),
+            float(request.get("timeout", 5.0)),
+            int(request.get("n", 1)),
+            clear_history=bool(request.get("clear_history")),
+        )
+    if op == "thread_cost":
+        return contenders.thread_cost(
+            int(request.get("n", 200)), request.get("host"), int(request.get("port", 0))
+        )
     if op == "clear_history":
         import eyeshim
 
@@ -71,8 +93,11 @@ def serve(handle: Callable[[dict[str, Any]], Any]) -> int:
         try:
             reply = {"ok": True, "result": handle(request)}
         except Exception as exc:
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                     "trace": traceback.format_exc()}
+            reply = {
+                "ok": False,
+                "error": f"{type(exc).__name__}: {exc}",
+                "trace": traceback.format_exc(),
+            }
         out.write(json.dumps(reply) + "\n")
         out.flush()
     return 0

@@ -80,7 +80,20 @@ def test_smoke_run_produces_every_scenario(tmp_path: Path) -> None:
         for name, info in case["contenders"].items()
         if info["summary"] is not None
     }
-    assert {"stock", "eyeshim", "eyeshim+events", "asyncio"} <= measured
+    assert {"stock", "eyeshim", "eyeshim+events", "eyeshim (threads kept warm)", "asyncio"} <= (
+        measured
+    )
+    # The resolved-name breakdown times a thread start and join in the same run.
+    assert any("where eyeshim's time goes" in table["title"] for table in p1["tables"])
+
+    p4 = scenarios["P4"]
+    latency = [case for case in p4["cases"] if case["metric"] == "latency"]
+    assert latency and all(
+        info["summary"]["p99"] >= info["summary"]["median"]
+        for case in latency
+        for info in case["contenders"].values()
+        if info["summary"] is not None
+    )
 
     text = doc.read_text()
     assert "## P1" in text and "## Targets" in text

@@ -30,6 +30,10 @@ SCENARIOS = [
     Scenario("P2", "Preferred family broken (SYN dropped), in the lab", "p2_broken"),
     Scenario("P3", "AAAA answered 300 ms late, A at once, in the lab", "p3_slow_aaaa"),
     Scenario("P4", "32 threads of requests against a loopback server", "p4_threads"),
-    Scenario("P5", "Interpreter start-up and memory with the sitecustomize drop-in", "p5_startup"),
+    Scenario(
+        "P5",
+        "Interpreter start-up, first connect and memory with the sitecustomize drop-in",
+        "p5_startup",
+    ),
     Scenario("S", "How cost grows with the number of addresses", "scaling"),
 ]

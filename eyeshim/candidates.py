@@ -352,6 +352,7 @@ class Candidates:
         # lookup would have used, and those already in the race.
         self._held: Dict[int, Answer] = {}
         self._names: Dict[int, Optional[str]] = {}
+        self._search: Optional[List[str]] = None  # the candidate names, once asked
         # When the last lookup answered, and the stdlib's order of every
         # address: the race makes sure it is never behind the stdlib's walk.
         self._resolved_at: Optional[float] = None
@@ -485,6 +486,12 @@ class Candidates:
         return position < other_position
 
     def _search_names(self) -> List[str]:
+        names = self._search
+        if names is None:
+            names = self._search = self._work_out_search_names()
+        return names
+
+    def _work_out_search_names(self) -> List[str]:
         host = self._dial.host
         if isinstance(host, bytes):
             host = host.decode("ascii", "replace")

@@ -202,14 +202,22 @@ class History:
         two names, and not seen working since)?"""
         now = self._clock()
         with self._lock:
-            names = 0
-            for (dead_name, dead_family), when in self._dead.items():
-                if dead_family != family or now - when > self.failure_ttl:
-                    continue
-                if dead_name == name:
-                    return True
-                names += 1
-            return names >= 2
+            return family in self._dead_families(name, now)
+
+    def _dead_families(self, name: Any, now: float) -> set[int]:
+        """The families dead for ``name``: marked for it, or for two names."""
+        if not self._dead:
+            return set()
+        dead: set[int] = set()
+        names: Dict[int, int] = {}
+        for (dead_name, family), when in self._dead.items():
+            if now - when > self.failure_ttl:
+                continue
+            if dead_name == name:
+                dead.add(family)
+            names[family] = names.get(family, 0) + 1
+        dead.update(family for family, count in names.items() if count >= 2)
+        return dead
 
     def observe_sources(self, sources: Mapping[str, Optional[str]]) -> bool:
         """Flush everything if any destination now has a different source
@@ -249,20 +257,23 @@ class History:
         """A copy of the live record for ``address`` (expired parts dropped)."""
         now = self._clock()
         with self._lock:
-            record = self._records.get(address)
-            if record is None:
-                return None
-            copy = Record()
-            copy.source = record.source
-            copy.updated = record.updated
-            if record.srtt is not None and (
-                record.last_success is not None and now - record.last_success <= self.rtt_ttl
-            ):
-                copy.srtt, copy.rttvar = record.srtt, record.rttvar
-                copy.last_success = record.last_success
-            if record.last_failure is not None and now - record.last_failure <= self.failure_ttl:
-                copy.failures, copy.last_failure = record.failures, record.last_failure
-            return copy
+            return self._live(address, now)
+
+    def _live(self, address: str, now: float) -> Optional[Record]:
+        record = self._records.get(address)
+        if record is None:
+            return None
+        copy = Record()
+        copy.source = record.source
+        copy.updated = record.updated
+        if record.srtt is not None and (
+            record.last_success is not None and now - record.last_success <= self.rtt_ttl
+        ):
+            copy.srtt, copy.rttvar = record.srtt, record.rttvar
+            copy.last_success = record.last_success
+        if record.last_failure is not None and now - record.last_failure <= self.failure_ttl:
+            copy.failures, copy.last_failure = record.failures, record.last_failure
+        return copy
 
     def snapshot(self, addresses: list[str]) -> Dict[str, Record]:
         """Live records for the given addresses (absent ones left out)."""
@@ -272,6 +283,37 @@ class History:
             if record is not None:
                 out[address] = record
         return out
+
+    def ordering_facts(
+        self,
+        destinations: Mapping[str, Tuple[int, Any]],
+        sources: Optional[Mapping[str, Optional[str]]],
+        name: Any,
+    ) -> Tuple[Dict[str, Record], frozenset[str]]:
+        """What ordering needs, under one acquisition of the lock: the live
+        records of ``destinations`` (address -> (family, port)), and the
+        addresses known broken (failed, refused that port, or of a family
+        dead for ``name``).  With ``sources``, first flush on a network
+        change (:meth:`observe_sources`)."""
+        if sources is not None:
+            self.observe_sources(sources)
+        now = self._clock()
+        records: Dict[str, Record] = {}
+        broken = []
+        with self._lock:
+            dead = self._dead_families(name, now)
+            for address, (family, port) in destinations.items():
+                record = self._live(address, now)
+                if record is not None:
+                    records[address] = record
+                refused = self._refused.get((address, port))
+                if (
+                    family in dead
+                    or (record is not None and record.failures > 0)
+                    or (refused is not None and now - refused <= self.failure_ttl)
+                ):
+                    broken.append(address)
+        return records, frozenset(broken)
 
     def failed_recently(self, address: str, port: Any = None) -> bool:
         """Did ``address`` time out or prove unreachable lately (or refuse

@@ -113,9 +113,7 @@ class Orderer:
         address = address_of(info)
         verdict = self._beats_ipv4.get(address)
         if verdict is None:
-            from . import sorting
-
-            ordered = sorting.sort_destinations(
+            ordered = _sorting().sort_destinations(
                 [(address, self.source_of(info)), _IPV4_STAND_IN], self.policy
             )
             verdict = self._beats_ipv4[address] = str(ordered[0]) == address
@@ -132,21 +130,13 @@ class Orderer:
         sources = {address: self.source_of(info) for address, info in by_address.items()}
         history = self.history
         records: Dict[str, Any] = {}
+        failed: frozenset[str] = frozenset()
         if history is not None:
-            if observe:
-                history.observe_sources(sources)
-            records = history.snapshot(list(by_address))
-
-        failed = frozenset(
-            address
-            for address, info in by_address.items()
-            if history is not None
-            and (
-                (address in records and records[address].failures > 0)
-                or history.refused_recently(address, info[4][1])
-                or history.dead_family(self.name, info[0])
+            records, failed = history.ordering_facts(
+                {address: (info[0], info[4][1]) for address, info in by_address.items()},
+                sources if observe else None,
+                self.name,
             )
-        )
 
         family_used: Dict[int, bool] = {}
         best_rtt: Dict[int, int] = {}
@@ -177,13 +167,11 @@ class Orderer:
             history_key if records else None,
         )
         plan.failed = failed
-        from . import sorting
-
-        plan.ordered = sorting.sort_destinations(
-            [(address, sources[address]) for address in by_address],
+        plan.ordered = _sorted(
             self.policy,
-            unusable=plan.unusable,
-            history_key=plan.history_key,
+            [(address, sources[address]) for address in by_address],
+            failed,
+            plan.history_key,
         )
         return plan
 
@@ -202,7 +190,9 @@ class Orderer:
         by_address, failed = plan.by_address, plan.failed
         usable = [by_address[a] for a in plan.ordered if a not in failed]
         broken = [by_address[a] for a in plan.ordered if a in failed]
-        result = self._interleave(usable, attempted) + self._interleave(broken, attempted)
+        result = self._interleave(usable, attempted)
+        if broken:
+            result += self._interleave(broken, attempted)
         # Kept for explain(), which the race calls right after this when
         # someone records events: explaining with the history as it was
         # when sorting is what makes the explanation true.  Costs one
@@ -212,7 +202,9 @@ class Orderer:
         return result
 
     def _interleave(self, infos: List[AddrInfo], attempted: Sequence[int]) -> List[AddrInfo]:
-        if not attempted or len(infos) < 2:
+        if len(infos) < 2 or all(info[0] == infos[0][0] for info in infos):
+            return list(infos)  # one family: nothing to interleave
+        if not attempted:
             return interleave(infos, self.fafc, family=_family)
         first = _family_of(attempted[0])
         if len(attempted) < self.fafc and all(_family_of(f) == first for f in attempted):
@@ -240,11 +232,12 @@ class Orderer:
         the error a caller sees never depends on what the history knew."""
         if len(infos) < 2:
             return list(infos)
-        from . import sorting
-
         by_address = {address_of(info): info for info in infos}
-        ordered = sorting.sort_destinations(
-            [(address, self.source_of(info)) for address, info in by_address.items()], self.policy
+        ordered = _sorted(
+            self.policy,
+            [(address, self.source_of(info)) for address, info in by_address.items()],
+            frozenset(),
+            None,
         )
         return [by_address[str(address)] for address in ordered]
 
@@ -326,19 +319,66 @@ class _Plan:
             # Interleaving keeps each family's order and only moves families
             # past each other, so a pair against the sort's order is its doing.
             return "interleave"
-        from . import sorting
-
         try:
-            return sorting.deciding_rule(
+            rule: str = _sorting().deciding_rule(
                 (first, self.sources.get(first)),
                 (second, self.sources.get(second)),
                 self.policy,
                 unusable=self.unusable,
                 history_key=self.history_key,
             )
+            return rule
         except ValueError:  # pragma: no cover - the sort and the rules disagree
             # Explaining must never break a connection; say so instead.
             return "unknown"
+
+
+_SORTING: Any = None
+
+# Sorts already done: the RFC 6724 sort is a pure function of the
+# (destination, source) pairs, the policy table, what is known broken and the
+# history key of each destination, and races ask for the same sort again and
+# again (every connection to a host).  Bounded: cleared when full.
+_SORTED: Dict[Any, List[str]] = {}
+_SORTED_SIZE = 2048
+
+
+def _sorted(
+    policy: Any,
+    pairs: List[Tuple[str, Optional[str]]],
+    broken: frozenset[str],
+    history_key: Optional[Callable[[str], Any]],
+) -> List[str]:
+    keys = None if history_key is None else tuple(history_key(a) for a, _ in pairs)
+    memo_key = (id(policy), policy, tuple(pairs), broken, keys)
+    found = _SORTED.get(memo_key)
+    if found is not None:
+        return found
+    ordered = [
+        str(address)
+        for address in _sorting().sort_destinations(
+            pairs,
+            policy,
+            unusable=broken.__contains__ if broken else None,
+            history_key=history_key,
+        )
+    ]
+    if len(_SORTED) >= _SORTED_SIZE:
+        _SORTED.clear()
+    _SORTED[memo_key] = ordered
+    return ordered
+
+
+def _sorting() -> Any:
+    """The ``sorting`` package, imported the first time two addresses are
+    sorted (an ``import`` statement inside a function costs a trip through
+    the import machinery on every call)."""
+    global _SORTING
+    if _SORTING is None:
+        from . import sorting
+
+        _SORTING = sorting
+    return _SORTING
 
 
 def _family(info: AddrInfo) -> Any:
@@ -354,9 +394,7 @@ def _family_of(family: int) -> int:
 
 def _address_family(item: object) -> int:
     if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
-        from .sorting.policy import parse_address
-
-        address = parse_address(item, "address")
+        address = _sorting().policy.parse_address(item, "address")
         return socket.AF_INET if address.version == 4 else socket.AF_INET6
     raise TypeError(
         f"cannot tell the address family of {item!r}; pass family=, e.g. "

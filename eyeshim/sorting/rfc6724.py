@@ -44,7 +44,7 @@ from .policy import AddressLike, IPAddress, PolicyTable, parse_address, policy_k
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at the first connection
-    from typing import Any, Callable, Iterable, List, Optional, Protocol, Tuple, TypeVar
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, TypeVar
 
     _D = TypeVar("_D", bound=AddressLike)
 
@@ -110,6 +110,47 @@ def _rank(
         raise TypeError(
             f"each candidate must be a (destination, source) pair, got {candidate!r}"
         ) from None
+    # Called for every destination, with or without a source, so that a
+    # caller counting or logging calls sees each destination exactly once.
+    known_bad = unusable is not None and unusable(destination_obj)
+    history: Any = 0 if history_key is None else history_key(destination_obj)
+    static = _static_rank(destination_obj, source_obj, table)
+    has_source, rules_2_to_8, prefix_length = static
+    # rule 1 (False sorts first), rules 2-8, then history (RFC 8305 §4:
+    # between rules 8 and 9)
+    key = (not (has_source and not known_bad), *rules_2_to_8, history)
+    return destination_obj, key, prefix_length
+
+
+# The part of a destination's rank that depends only on it, its source and
+# the policy table, which races ask for again and again (a few hundred
+# microseconds of address parsing and table look-ups each time otherwise).
+# Per table, bounded: cleared when full.
+_STATIC: Dict[int, Tuple[PolicyTable, Dict[Any, Any]]] = {}
+_STATIC_SIZE = 4096
+
+
+def _static_rank(destination_obj: Any, source_obj: Any, table: PolicyTable) -> Any:
+    per_table = _STATIC.get(id(table))
+    if per_table is None or per_table[0] is not table:
+        if len(_STATIC) > 16:
+            _STATIC.clear()
+        per_table = _STATIC[id(table)] = (table, {})
+    cache = per_table[1]
+    try:
+        return cache[(destination_obj, source_obj)]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable: compute every time
+        return _compute_static_rank(destination_obj, source_obj, table)
+    found = _compute_static_rank(destination_obj, source_obj, table)
+    if len(cache) >= _STATIC_SIZE:
+        cache.clear()
+    cache[(destination_obj, source_obj)] = found
+    return found
+
+
+def _compute_static_rank(destination_obj: Any, source_obj: Any, table: PolicyTable) -> Any:
     destination = parse_address(destination_obj, "destination")
     source = None
     if source_obj is not None:
@@ -117,29 +158,22 @@ def _rank(
             destination, parse_address(source_obj, "source"), destination_obj, source_obj
         )
 
-    # Called for every destination, with or without a source, so that a
-    # caller counting or logging calls sees each destination exactly once.
-    known_bad = unusable is not None and unusable(destination_obj)
-    usable = source is not None and not known_bad
     destination_scope = table.scope(destination)
     # Rules 2 and 5 cannot hold without a source; treating them as "not
     # matching" keeps two sourceless destinations tied, as glibc and Go do.
     matching_scope = source is not None and table.scope(source) == destination_scope
     matching_label = source is not None and table.label(source) == table.label(destination)
-    history: Any = 0 if history_key is None else history_key(destination_obj)
-    key = (
-        not usable,  # rule 1: False sorts first
+    rules = (
         not matching_scope,  # rule 2
         not matching_label,  # rule 5
         -table.precedence(destination),  # rule 6: higher first
         destination_scope,  # rule 8: smaller first
-        history,  # RFC 8305 §4: between rules 8 and 9
     )
     prefix_length: Optional[int] = None
     if isinstance(destination, ipaddress.IPv6Address) and isinstance(source, ipaddress.IPv6Address):
         prefix_length = common_prefix_len(source, destination)
     # else rule 9 does not apply: IPv4 (round-robin), or no source.
-    return destination_obj, key, prefix_length
+    return source is not None, rules, prefix_length
 
 
 def sort_destinations(

@@ -54,9 +54,7 @@ print(json.dumps(missing))
 
 def test_every_documented_name_is_reachable_after_import_eyeshim() -> None:
     names = documented()
-    assert {"eyeshim.events.subscribe", "eyeshim.events.counters", "eyeshim.install"} <= set(
-        names
-    )
+    assert {"eyeshim.events.subscribe", "eyeshim.events.counters", "eyeshim.install"} <= set(names)
     assert "eyeshim.config.check_environment" in names
     result = subprocess.run(
         [sys.executable, "-c", RESOLVE, json.dumps(names)],

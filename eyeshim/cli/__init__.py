@@ -43,6 +43,11 @@ _VERBS = {
     ),
     "disable": ("eyeshim.cli.venv", "disable", "undo 'enable'"),
     "status": ("eyeshim.cli.status", "main", "say whether and why eyeshim is active, and how"),
+    "check": (
+        "eyeshim.cli.check",
+        "main",
+        "prove that eyeshim works in this interpreter: exit 0 only if it changed a race",
+    ),
     "probe": (
         "eyeshim.cli.probe",
         "main",

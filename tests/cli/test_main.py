@@ -23,7 +23,7 @@ needs_script = pytest.mark.skipif(not SCRIPT.exists(), reason="no eyeshim consol
 
 def test_eyeshim_help_lists_the_verbs() -> None:
     result = python(["-m", "eyeshim", "--help"])
-    for verb in ("demo", "run", "enable", "disable", "status", "probe"):
+    for verb in ("demo", "run", "enable", "disable", "status", "check", "probe"):
         assert verb in result.stdout
 
 
@@ -38,7 +38,8 @@ def test_version(flag: str) -> None:
     [
         ("stauts", "did you mean 'status'?"),
         ("prob", "did you mean 'probe'?"),
-        ("frobnicate", "(choose from demo, run, enable, disable, status, probe)"),
+        ("chek", "did you mean 'check'?"),
+        ("frobnicate", "(choose from demo, run, enable, disable, status, check, probe)"),
     ],
 )
 def test_an_unknown_verb_gets_a_did_you_mean(verb: str, hint: str) -> None:
@@ -49,16 +50,20 @@ def test_an_unknown_verb_gets_a_did_you_mean(verb: str, hint: str) -> None:
 
 def test_usage_lines_name_the_program_as_it_was_invoked() -> None:
     program = f"{os.path.basename(sys.executable)} -m eyeshim"
-    for verb in ("status", "demo", "enable"):
+    for verb in ("probe", "status", "check", "demo", "enable"):
         result = python(["-m", "eyeshim", verb, "--no-such-option"])
         assert result.returncode == 2
         assert result.stderr.startswith(f"usage: {program} {verb} "), result.stderr
+    module = python(["-m", "eyeshim.cli.probe"])
+    assert module.stderr.startswith(
+        f"usage: {os.path.basename(sys.executable)} -m eyeshim.cli.probe [options]"
+    )
 
 
 @needs_script
 def test_the_console_script_says_eyeshim() -> None:
     env = clean_env()
-    for verb in ("run", "status"):
+    for verb in ("probe", "run", "status"):
         result = subprocess.run(
             [str(SCRIPT), verb, "--no-such-option"],
             env=env,
@@ -81,6 +86,9 @@ def test_the_console_script_says_eyeshim() -> None:
         ["status"],
         ["status", "--json"],
         ["demo", "--timeout", "1"],
+        ["probe", "--demo"],
+        ["probe", "--demo", "--json"],
+        ["check"],
         ["-V"],
     ],
 )

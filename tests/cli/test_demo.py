@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from interpreters import clean_env
+from interpreters import clean_env, python
 
 
 def test_demo_command_shows_the_fallback() -> None:
@@ -30,13 +30,7 @@ sys.exit(demo.main(["--timeout", "1s"]))
 
 
 def test_without_ipv6_the_demo_does_not_call_two_ipv4_addresses_dual_stack() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT_IPV6],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = python(["-c", WITHOUT_IPV6])
     assert proc.returncode == 0, proc.stderr
     assert "dual-stack" not in proc.stdout
     first = proc.stdout.splitlines()[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
-from interpreters import clean_env
+from interpreters import clean_env, python
 
 from eyeshim.cli import EXIT_INTERRUPTED
 from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
@@ -467,13 +467,7 @@ print(repr(("".join(seen), rest, err, probe.returncode, time.monotonic() - start
 
 
 def test_events_are_printed_as_they_happen_and_ctrl_c_keeps_the_timeline() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", HANGING],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = python(["-c", HANGING])
     assert result.returncode == 0, result.stderr
     seen, rest, err, code, took = eval(result.stdout)
     # The attempt line arrived while the attempt was still running (60 s timeout).

@@ -243,6 +243,8 @@ def _classify(
         return EXIT_OK, None
     if isinstance(exc, socket.gaierror):
         return EXIT_RESOLVE, f"cannot resolve {host}: {exc}"
+    if isinstance(exc, UnicodeError):  # raised as socket.create_connection raises it
+        return EXIT_RESOLVE, f"cannot resolve {host}: not a valid host name ({exc})"
     attempts = view.attempts if view is not None else []
     failed = [f"{a.address}: {_errno_name(a.errno)}" for a in attempts if a.outcome == "failed"]
     if isinstance(exc, socket.timeout):
@@ -316,7 +318,7 @@ def _one_race(
     unsubscribe = events.subscribe(race)
     try:
         sock = connect((host, port), timeout, config=config, history=history, **connect_kwargs)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
         error = exc
     except KeyboardInterrupt:
         interrupted = True  # the race closed its sockets; show what it did
@@ -671,7 +673,7 @@ def _run(
         notes = []
         resolver = None
         for name, number, addresses in resolves:
-            if name in ("*", host.lower()) and number == port:
+            if name.lower() in ("*", host.lower()) and number == port:
                 resolver = StaticResolver(addresses)
                 notes.append(f"addresses from --resolve, no DNS: {', '.join(addresses)}")
                 break

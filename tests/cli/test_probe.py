@@ -200,6 +200,14 @@ def test_probe_unknown_host_exits_with_the_resolve_code() -> None:
     assert "attempts: none" in out
 
 
+def test_a_name_idna_cannot_encode_is_a_resolve_failure() -> None:
+    code, _, err = run_probe("a" * 64 + ".invalid", "80")
+    assert code == EXIT_RESOLVE
+    assert err.startswith(
+        f"eyeshim probe: cannot resolve {'a' * 64}.invalid: not a valid host name"
+    )
+
+
 def test_probe_empty_answer_is_a_resolve_failure() -> None:
     code, _, err = run_probe("empty.invalid", "80", getaddrinfo=lambda *a: [])
     assert code == EXIT_RESOLVE

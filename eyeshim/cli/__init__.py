@@ -109,7 +109,8 @@ def entry(function: Callable[[List[str]], int], argv: Sequence[str], verb: Optio
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return entry(_dispatch, sys.argv[1:] if argv is None else argv, None)
+    args = list(sys.argv[1:] if argv is None else argv)
+    return entry(_dispatch, args, args[0] if args and args[0] in _VERBS else None)
 
 
 def _dispatch(args: List[str]) -> int:

@@ -56,3 +56,26 @@ def test_the_demo_teaches_a_shared_history_file_nothing(tmp_path: object) -> Non
     # Under eyeshim, "stock" is still the stdlib's function: it waits the timeout.
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("  stock ")]
     assert len(rows) == 1 and float(rows[0][2]) >= 900, rows
+
+
+INTERRUPTED = """\
+import subprocess, sys
+demo = subprocess.Popen(
+    [sys.executable, "-m", "eyeshim", "demo", "--timeout", "60"],
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+)
+for line in demo.stdout:
+    if line.startswith("stock socket.create_connection"):  # now waiting on the broken address
+        break
+demo.send_signal(2)  # Ctrl-C
+_, err = demo.communicate(timeout=30)
+print(repr((demo.returncode, err)))
+"""
+
+
+def test_ctrl_c_ends_the_demo_with_one_line() -> None:
+    proc = python(["-c", INTERRUPTED])
+    assert proc.returncode == 0, proc.stderr
+    code, err = eval(proc.stdout)
+    assert code == 130
+    assert err.strip() == f"{sys.executable.rsplit('/', 1)[-1]} -m eyeshim demo: interrupted"

@@ -85,6 +85,7 @@ _PROBES = ("2001:db8::1", "192.0.2.1")
 _REPEAT = 60.0
 #: Growth tolerated beyond twice the live lessons before a compaction.
 _SLACK = 16384
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 _FAMILIES: Dict[str, int] = {"ipv6": socket.AF_INET6, "ipv4": socket.AF_INET}
 _NAMES: Dict[int, str] = {family: name for name, family in _FAMILIES.items()}
 
@@ -150,7 +151,9 @@ def fold(lines: List[str], now: float, net: str, ttl: float, size: int) -> Folde
     failed, refused, dead = folded.failed, folded.refused, folded.dead
     for text in lines:
         folded.lines += 1
-        fields = text.rstrip("\n").split("\t")
+        if not text.endswith("\n"):
+            continue  # a write still in progress, or cut short: its fields may be too
+        fields = text[:-1].split("\t")
         if len(fields) < 3 or fields[1] != net:
             continue
         try:
@@ -292,7 +295,9 @@ class HistoryFile:
 
     def _append(self, line: str) -> int:
         """Append one line; the file's size after it."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        # Never through a symbolic link: a path in a shared directory (an
+        # explicit one may be) must not let another user aim the appends.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NO_FOLLOW
         try:
             fd = os.open(self.path, flags, 0o600)
         except FileNotFoundError:
@@ -312,7 +317,12 @@ class HistoryFile:
             folded = self.read()
             lines = folded.encode(network())
             temporary = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NO_FOLLOW
+            try:
+                fd = os.open(temporary, flags, 0o600)
+            except FileExistsError:  # left by a process of the same id that died here
+                os.unlink(temporary)
+                fd = os.open(temporary, flags, 0o600)
             try:
                 try:
                     os.write(fd, "".join(lines).encode("utf-8"))

@@ -77,7 +77,7 @@ def test_fold_skips_other_networks_expired_and_broken_lines() -> None:
     lines = [
         line(100, "failed", "2001:db8::1", net="2001:db8:ffff::7 198.51.100.7"),
         line(10, "failed", "2001:db8::2"),  # 100 s old with a ttl of 50
-        f"100\t{NET}\tfail",  # torn
+        f"100\t{NET}\tfailed\t2001:db8::",  # cut short: the address is not all there
         line(100, "refused", "192.0.2.1"),  # no port
         line(100, "dead", "x.example", "ipv9"),
         line(100, "what", "2001:db8::4"),
@@ -87,6 +87,18 @@ def test_fold_skips_other_networks_expired_and_broken_lines() -> None:
     folded = fold(lines, now=110, net=NET, ttl=50, size=100)
     assert folded.failed == {"2001:db8::5": [100, 1]}
     assert not folded.refused and not folded.dead
+
+
+@pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="no O_NOFOLLOW")
+def test_appends_never_follow_a_symbolic_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    path = tmp_path / "history.tsv"
+    path.symlink_to(victim)
+    history, _ = shared(path)
+    history.record_failure("2001:db8::1")
+    assert victim.read_text() == "precious\n"
+    assert history.journal is None  # said once, then went on without the file
 
 
 def test_fold_keeps_the_most_recent_within_the_size() -> None:
@@ -253,7 +265,7 @@ def test_concurrent_writers_never_tear_a_line(tmp_path: Path) -> None:
     assert [writer.wait(120) for writer in writers] == [0] * 6
     items = lines_of(path)  # every line parses: none was interleaved with another
     assert len(items) == 6 * 300
-    folded = fold(path.read_text().splitlines(), time.time(), network(), 600, 100000)
+    folded = fold(path.read_text().splitlines(True), time.time(), network(), 600, 100000)
     assert len(folded.failed) == 6 * 300
 
 

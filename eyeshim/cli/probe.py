@@ -629,7 +629,7 @@ def main(
         except OSError as exc:
             parser.error(f"--svg {args.svg}: cannot write it: {exc.strerror or exc}")
     try:
-        return _run(args, parser, config, host, port, family, resolves, svg, out, err, getaddrinfo)
+        return _run(args, config, host, port, family, resolves, svg, out, err, getaddrinfo)
     finally:
         if svg is not None:
             svg.close()
@@ -647,7 +647,6 @@ def _literal_family(host: str) -> int:
 
 def _run(
     args: argparse.Namespace,
-    parser: argparse.ArgumentParser,
     config: Config,
     host: str,
     port: int,
@@ -663,12 +662,12 @@ def _run(
     printer = _Printer(out)
     with contextlib.ExitStack() as stack:
         if args.demo:
-            from ..state import STATE
             from .demo import BrokenAndWorking, demo_name_resolves_to
 
+            # The probe races with a History of its own: nothing reaches the
+            # process's (or a shared file's) history.
             lab = stack.enter_context(BrokenAndWorking())
             stack.enter_context(demo_name_resolves_to(lab))
-            stack.enter_context(STATE.private_history())
             host, port = lab.name, lab.port
         notes = []
         resolver = None

@@ -192,6 +192,9 @@ class StaticResolver:
     answers at once with the addresses of that family, or with the error
     ``getaddrinfo`` gives a name with no address of it."""
 
+    #: What the race's ``query`` events say answered (events.Query.resolver).
+    description = "--resolve (no DNS)"
+
     def __init__(self, addresses: List[str]) -> None:
         self.addresses = addresses
 

@@ -394,6 +394,8 @@ def test_resolve_gives_addresses_without_dns_and_4_6_pick_a_family(listener: int
     (race,) = json.loads(both.stdout)["races"]
     answers = {e["family"]: e.get("addresses") for e in race["events"] if e["kind"] == "answer"}
     assert answers == {"ipv6": ["::1"], "ipv4": ["127.0.0.1"]}
+    queries = [e for e in race["events"] if e["kind"] == "query"]
+    assert {e["resolver"] for e in queries} == {"--resolve (no DNS)"}
 
     four = probe_cli(name, str(listener), "--resolve", entry, "-4")
     assert four.returncode == 0, four.stderr

@@ -75,15 +75,20 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "events":
-        # A submodule, documented as ``eyeshim.events.subscribe(...)``.
-        value = importlib.import_module(".events", __name__)
-        globals()[name] = value
-        return value
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+    elif name.startswith("_"):
         raise AttributeError(f"module 'eyeshim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    else:
+        # A submodule, as the docs use them after a plain ``import eyeshim``:
+        # ``eyeshim.events.subscribe(...)``, ``eyeshim.config.check_environment()``.
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'eyeshim' has no attribute {name!r}") from None
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -67,6 +67,7 @@ __all__ = [
     "Switch",
     "check_environment",
     "get_config",
+    "history_file_path",
     "known_variables",
     "parse_bool",
     "parse_duration",
@@ -251,11 +252,51 @@ def _check_resolver(name: str, value: Any, shown: str) -> None:
         raise ValueError(f"{name} must be one of {', '.join(RESOLVERS)}, got {shown}")
 
 
+def history_file_path(setting: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The file a ``history_file`` setting names: ``auto`` is ``history.tsv``
+    in eyeshim's directory of the user's cache (``$XDG_CACHE_HOME/eyeshim``,
+    else ``~/.cache/eyeshim``); a path is itself."""
+    if setting != "auto":
+        return setting
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "eyeshim", "history.tsv")
+
+
+def _parse_history_file(text: str) -> str:
+    value = text.strip()
+    lowered = value.lower()
+    if lowered in _TRUE or lowered == "auto":
+        return "auto"
+    if lowered in _FALSE:
+        return ""
+    path = os.path.expanduser(value)
+    if not os.path.isabs(path):
+        # Every process must name the same file, whatever its working directory.
+        raise ValueError(
+            f"expected 1 (a file in the user's cache directory), 0, or an absolute path, "
+            f"got {text!r}"
+        )
+    if not os.path.isdir(os.path.dirname(path)):
+        raise ValueError(f"no directory {os.path.dirname(path)!r} for the history file {path!r}")
+    return path
+
+
+def _check_history_file(name: str, value: Any, shown: str) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str ('', 'auto' or an absolute path), got {shown}")
+    if value not in ("", "auto") and not os.path.isabs(value):
+        raise ValueError(f"{name} must be '', 'auto' or an absolute path, got {shown}")
+
+
 _DURATION = _Kind(parse_duration, lambda v: _seconds(v, ""), "DURATION", _check_duration)
 _COUNT = _Kind(_parse_int, str, "N", _check_count)
 _SWITCH = _Kind(parse_bool, lambda v: "on" if v else "off", "", _check_switch)
 _POLICY = _Kind(_parse_policy, str, "POLICY", _check_policy)
 _RESOLVER = _Kind(_parse_resolver, str, "RESOLVER", _check_resolver)
+_HISTORY_FILE = _Kind(_parse_history_file, lambda v: v or "off", "FILE", _check_history_file)
 
 
 class Setting:
@@ -406,6 +447,14 @@ def resolver_field(
     return _declare(Setting(_RESOLVER, default, doc, details, flag))  # type: ignore[no-any-return]
 
 
+def history_file_field(
+    *, default: str, doc: str, details: str = "", flag: Optional[str] = None
+) -> str:
+    """Off (``""``), ``"auto"`` (the user's cache directory) or an absolute path."""
+    value: str = _declare(Setting(_HISTORY_FILE, default, doc, details, flag))
+    return value
+
+
 # -- the class machinery --------------------------------------------------------------
 
 
@@ -448,7 +497,14 @@ def _restore(cls: type[_Frozen], values: dict[str, Any]) -> _Frozen:
 # statement of the class body: nothing to keep in step, for mypy or at run time.
 @dataclass_transform(
     frozen_default=True,
-    field_specifiers=(seconds_field, count_field, switch_field, policy_field, resolver_field),
+    field_specifiers=(
+        seconds_field,
+        count_field,
+        switch_field,
+        policy_field,
+        resolver_field,
+        history_file_field,
+    ),
 )
 class _Frozen(metaclass=_Fields):
     __slots__ = ()
@@ -667,6 +723,18 @@ class Config(_Frozen):
         doc="How long a failed (or beaten) address stays at the back of the list",
     )
     history_rtt_ttl: float = seconds_field(default=600.0, doc="How long a measured RTT stays valid")
+    history_file: str = history_file_field(
+        default="",
+        flag="--history-file",
+        doc="Share what failed with the user's other processes through a small file: 1 (in the "
+        "user's cache directory), an absolute path, or 0 (off)",
+        details="Off by default. On, a new process starts with what recent ones learnt "
+        "(addresses that timed out or were unreachable, ports that refused, families dead for "
+        "a name), so the second `pip install` on a network with broken IPv6 goes straight to "
+        "IPv4. `1` is `$XDG_CACHE_HOME/eyeshim/history.tsv` (else `~/.cache/eyeshim/...`). "
+        "Read at the first race that uses the history; written only when a race learnt "
+        "something; entries expire with `history_failure_ttl`. See docs/deploying.md.",
+    )
     policy: PolicySetting = policy_field(
         default="auto",
         flag="--policy",
@@ -1004,21 +1072,30 @@ def check_environment(environ: Optional[Mapping[str, str]] = None) -> Checked:
             read_variable(switch.name, env)
         except ValueError as exc:
             problems.append(str(exc))
-    # One variable at a time, so that every bad value is named...
+    # One variable at a time, each against its own declaration, so that every
+    # bad value is named (a value that only its neighbours refuse, such as an
+    # attempt delay below the default minimum when the minimum is lowered
+    # too, is fine here: 'eyeshim run --attempt-delay 50ms' sets both)...
+    fine = {}
     for setting in SETTINGS:
         raw = env.get(setting.variable)
         if raw is None:
             continue
         try:
-            Config.from_env({setting.variable: raw})
+            value = _parse_variable(setting.variable, setting.parse, raw)
+            setting.check(value, setting.variable, repr(raw))
+            fine[setting.variable] = raw
         except (TypeError, ValueError) as exc:
             problems.append(str(exc))
-    # ...then together, for values that are fine alone but not side by side.
+    # ...then the good ones together, for values that are fine alone but not
+    # side by side.
     try:
-        checked.config = Config.from_env(env)
+        config = Config.from_env(fine)
     except (TypeError, ValueError) as exc:
-        if str(exc) not in problems:
-            problems.append(str(exc))
+        problems.append(str(exc))
+    else:
+        if len(fine) == sum(setting.variable in env for setting in SETTINGS):
+            checked.config = config
     try:
         checked.integrations = select_integrations(env)
     except ValueError:

@@ -41,6 +41,14 @@ network and the whole history is flushed.
 
 The store is a bounded LRU with expiry, guarded by one lock: entries are
 tiny and the critical sections are a few dictionary operations.
+
+Sharing with other processes (``history_file``, off by default) is
+``history_file.py``'s: it reads what other processes learnt into the store
+(:meth:`History.restore`) and hears of every lesson through
+:attr:`History.journal`, called after the lock is released.  A lesson is
+news about what failed: a failure, a refusal, a dead family, a success that
+cleared one of them, a flush.  A success that changes nothing of that (the
+happy path) tells the journal nothing.
 """
 
 from __future__ import annotations
@@ -108,6 +116,10 @@ class History:
         self._refused: collections.OrderedDict[Tuple[str, Any], float] = collections.OrderedDict()
         # (name, family) -> when every attempted address of the family failed
         self._dead: collections.OrderedDict[Tuple[Any, int], float] = collections.OrderedDict()
+        #: Called as ``journal(kind, *fields)`` after each lesson (see the
+        #: module doc), outside the lock; set by ``state.STATE`` when the
+        #: history is shared through a file.  Must not raise.
+        self.journal: Optional[Callable[..., None]] = None
 
     def configure(self, max_entries: int, failure_ttl: float, rtt_ttl: float) -> None:
         """Adopt new limits; what was learnt stays."""
@@ -146,11 +158,13 @@ class History:
         ``family`` works: every dead-family mark of it goes)."""
         now = self._clock()
         with self._lock:
-            self._refused.pop((address, port), None)
+            cleared = self._refused.pop((address, port), None) is not None
             if family is not None:
                 for key in [key for key in self._dead if key[1] == family]:
                     del self._dead[key]
+                    cleared = True
             record = self._touch(address, source, now)
+            cleared = cleared or record.failures > 0
             # RFC 6298 §2: the first sample sets SRTT and RTTVAR directly,
             # later ones are smoothed with alpha = 1/8 and beta = 1/4.
             if record.srtt is None or (
@@ -164,6 +178,9 @@ class History:
             record.last_success = now
             record.failures = 0
             record.last_failure = None
+        journal = self.journal
+        if cleared and journal is not None:
+            journal("ok", address, port, family)
 
     def record_failure(
         self, address: str, source: Optional[str] = None, *, port: Any = None, refused: bool = False
@@ -181,10 +198,16 @@ class History:
                 self._refused.move_to_end(key)
                 while len(self._refused) > self.max_entries:
                     self._refused.popitem(last=False)
-                return
-            record = self._touch(address, source, now)
-            record.failures += 1
-            record.last_failure = now
+            else:
+                record = self._touch(address, source, now)
+                record.failures += 1
+                record.last_failure = now
+        journal = self.journal
+        if journal is not None:
+            if refused:
+                journal("refused", address, port)
+            else:
+                journal("failed", address)
 
     def record_dead_family(self, name: Any, family: int) -> None:
         """Every attempted address of ``family`` failed for ``name`` while the
@@ -196,6 +219,9 @@ class History:
             self._dead.move_to_end(key)
             while len(self._dead) > self.max_entries:
                 self._dead.popitem(last=False)
+        journal = self.journal
+        if journal is not None:
+            journal("dead", name, family)
 
     def dead_family(self, name: Any, family: int) -> bool:
         """Is ``family`` known dead for ``name`` (or for every name: dead for
@@ -237,19 +263,61 @@ class History:
                     self._records.clear()
                     self._refused.clear()
                     self._dead.clear()
-                    return True
-        return False
+                    break
+            else:
+                return False
+        journal = self.journal
+        if journal is not None:
+            journal("flush")
+        return True
 
     def forget(self, address: str) -> None:
         """Drop what is known about one address."""
         with self._lock:
             self._records.pop(address, None)
+        journal = self.journal
+        if journal is not None:
+            journal("forget", address)
 
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
             self._refused.clear()
             self._dead.clear()
+        journal = self.journal
+        if journal is not None:
+            journal("flush")
+
+    def restore(
+        self,
+        failed: Mapping[str, Tuple[float, int]],
+        refused: Mapping[Tuple[str, Any], float],
+        dead: Mapping[Tuple[Any, int], float],
+    ) -> None:
+        """Adopt what other processes learnt, each item with its age in
+        seconds: ``failed`` address -> (age, failures), ``refused`` (address,
+        port) -> age, ``dead`` (name, family) -> age.  What this history
+        learnt since then wins; the journal hears nothing (it is not news)."""
+        now = self._clock()
+        with self._lock:
+            for address, (age, failures) in failed.items():
+                when = now - age
+                record = self._records.get(address)
+                if record is not None and (
+                    (record.last_success is not None and record.last_success >= when)
+                    or (record.last_failure is not None and record.last_failure >= when)
+                ):
+                    continue
+                record = self._touch(address, None, now)
+                record.failures = max(1, failures)
+                record.last_failure = when
+            for table, items in ((self._refused, refused), (self._dead, dead)):
+                for key, age in items.items():
+                    when = now - age
+                    if table.get(key, -math.inf) < when:
+                        table[key] = when
+                while len(table) > self.max_entries:
+                    table.popitem(last=False)
 
     # -- reading -------------------------------------------------------------
 

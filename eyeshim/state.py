@@ -7,6 +7,7 @@ object, :data:`STATE`, created lazily piece by piece:
 piece               what it is                                  after fork()
 ==================  ==========================================  ==============
 history             per-address RTTs and failures (R10-R12)     kept, new lock
+history file        the history shared through a file (opt-in)  kept, new lock
 DNS answer cache    optional per-family answers (off default)   kept, new lock
 resolver pool       threads running ``getaddrinfo``             dropped
 lookups in flight   races waiting on one shared lookup          dropped
@@ -31,8 +32,10 @@ With every piece in one place, one ``os.register_at_fork`` hook resets
 exactly what a child cannot trust, and nothing can be forgotten.
 
 Knowledge (history, cache entries, prefixes) is kept across fork: it is as
-true in the child as in the parent.  Only synchronisation and threads are
-replaced.  Counters restart at zero: the child is a new process and reports
+true in the child as in the parent.  A history shared through a file
+(``history_file``) stays shared: the child appends its own lessons to the
+same file (appends take no lock, see history_file.py).  Only synchronisation
+and threads are replaced.  Counters restart at zero: the child is a new process and reports
 its own races.
 
 This module imports nothing of eyeshim at import time; each piece's module
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from .dns.stub import StubState
     from .events import Counters
     from .history import History
+    from .history_file import HistoryFile
     from .nat64 import Prefixes
     from .resolving import AnswerCache, Lookups
     from .sorting import PolicyTable
@@ -119,6 +123,15 @@ class ProcessState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._history: Optional[History] = None
+        # The history_file setting the history is shared by ("" = not
+        # shared), and the file's keeper; _private counts private_history()
+        # blocks, during which nothing is shared.
+        self._shared = ""
+        self._history_file: Optional[HistoryFile] = None
+        self._private = 0
+        # Its own lock: reading the file looks up routes (the sources piece,
+        # which takes _lock).
+        self._sharing = threading.Lock()
         self._dns_cache: Optional[AnswerCache] = None
         self._lookups: Optional[Lookups] = None
         self._prefixes: Optional[Prefixes] = None
@@ -158,7 +171,42 @@ class ProcessState:
             return None
         history: History = self._piece("_history")
         history.configure(config.history_size, config.history_failure_ttl, config.history_rtt_ttl)
+        if config.history_file != self._shared:
+            self._share(history, config.history_file)
         return history
+
+    def _share(self, history: History, setting: str) -> None:
+        """Share ``history`` through the file ``setting`` names ("": stop):
+        read the file into it now (the first race that uses the history),
+        and let it append what it learns from now on."""
+        from .config import history_file_path
+
+        with self._sharing:
+            if setting == self._shared or self._private:
+                return
+            history.journal = None
+            self._history_file = None
+            if setting:
+                from .history_file import HistoryFile
+
+                shared = HistoryFile(
+                    history_file_path(setting), history, create_directory=setting == "auto"
+                )
+                shared.load()
+                history.journal = shared.record
+                self._history_file = shared
+            self._shared = setting
+
+    def private_history(self) -> _PrivateHistory:
+        """``with STATE.private_history():`` races in the block use a fresh
+        history, shared with no file, and the process's own comes back after.
+
+        For eyeshim's own tools (``demo``, ``check``), whose races to a
+        made-up name on loopback must not teach the process, or every
+        process sharing the history file, that ``::1`` drops SYNs.  Races of
+        other threads during the block use the private history too.
+        """
+        return _PrivateHistory(self)
 
     def dns_cache(self, config: Config) -> Optional[AnswerCache]:
         """The process's DNS answer cache, or None when ``config`` turns it off.
@@ -284,8 +332,11 @@ class ProcessState:
     def after_fork_in_child(self) -> None:
         """Replace what a forked child cannot trust (see the module docstring)."""
         self._lock = threading.Lock()
+        self._sharing = threading.Lock()
         if self._history is not None:
             self._history.after_fork()
+        if self._history_file is not None:
+            self._history_file.after_fork()
         if self._dns_cache is not None:
             self._dns_cache.after_fork()
         if self._prefixes is not None:
@@ -302,6 +353,27 @@ class ProcessState:
         # ever answer, and no thread of theirs will take new work.
         self._lookups = None
         self._counters = None
+
+
+class _PrivateHistory:
+    """See :meth:`ProcessState.private_history`."""
+
+    def __init__(self, state: ProcessState) -> None:
+        self._state = state
+        self._saved: Any = None
+
+    def __enter__(self) -> None:
+        state = self._state
+        with state._sharing, state._lock:
+            self._saved = (state._history, state._shared, state._history_file)
+            state._history, state._shared, state._history_file = None, "", None
+            state._private += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        state = self._state
+        with state._sharing, state._lock:
+            state._history, state._shared, state._history_file = self._saved
+            state._private -= 1
 
 
 #: The process's state: the only instance.

@@ -130,6 +130,7 @@ def test_each_field_is_declared_once_and_annotated_for_type_checkers() -> None:
         "bool": "",
         "PolicySetting": "POLICY",
         "ResolverSetting": "RESOLVER",
+        "str": "FILE",
     }
     for setting in SETTINGS:
         assert setting.kind.metavar == kinds[Config.__annotations__[setting.name]], setting

@@ -12,6 +12,13 @@ How the demo builds a broken address, without root and without a network:
   wrapped to answer that one name (every other name goes to the real
   resolver); both the stock function and eyeshim resolve through it.
 
+Without IPv6 on loopback, ``127.0.0.2`` (loopback too, on Linux) plays the
+broken address, and the name is ``two-addresses.eyeshim.invalid``: two IPv4
+addresses are not dual-stack, and the demo does not say they are.  The
+demo's races use a private history (``STATE.private_history()``): what they
+teach about loopback must not reach the process's history, nor a history
+file shared with other processes.
+
 Then the same name is connected to three times: with the stock
 ``socket.create_connection`` (which tries ``::1`` first, as RFC 6724 says,
 and waits out its whole timeout), and twice with eyeshim (the first race
@@ -30,6 +37,8 @@ from typing import Any, Callable, Iterator, List, Optional, TextIO, Tuple
 __all__ = ["main", "run_demo"]
 
 DEMO_NAME = "dual-stack.eyeshim.invalid"
+#: The name when loopback has no IPv6 and two IPv4 addresses stand in.
+IPV4_ONLY_NAME = "two-addresses.eyeshim.invalid"
 _getaddrinfo = socket.getaddrinfo  # the real one, whatever is patched later
 
 
@@ -54,6 +63,25 @@ class BrokenAndWorking:
         self.broken_host = "::1" if self.broken_family == socket.AF_INET6 else "127.0.0.2"
         self.working_host = "127.0.0.1"
         self.port = 0
+
+    @property
+    def dual_stack(self) -> bool:
+        """Are the two addresses of two families (IPv6 on loopback works)?"""
+        return self.broken_family == socket.AF_INET6
+
+    @property
+    def name(self) -> str:
+        """The made-up name that resolves to both addresses."""
+        return DEMO_NAME if self.dual_stack else IPV4_ONLY_NAME
+
+    def describe(self) -> str:
+        """What the name resolves to, in a sentence."""
+        if self.dual_stack:
+            return f"{self.name} resolves to {self.broken_host} and {self.working_host}"
+        return (
+            f"{self.name} resolves to {self.broken_host} and {self.working_host} (no IPv6 "
+            "on loopback here: two IPv4 addresses play the broken and the working one)"
+        )
 
     def __enter__(self) -> BrokenAndWorking:
         try:
@@ -101,13 +129,16 @@ class BrokenAndWorking:
 
 @contextlib.contextmanager
 def demo_name_resolves_to(lab: BrokenAndWorking) -> Iterator[None]:
-    """Answer DEMO_NAME from ``lab``; every other name goes to the resolver."""
+    """Answer ``lab.name`` (and DEMO_NAME, which code written for a
+    dual-stack loopback uses) from ``lab``; every other name goes to the
+    resolver."""
     real = socket.getaddrinfo
+    names = {lab.name, DEMO_NAME}
 
     def getaddrinfo(
         host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> Any:
-        if host == DEMO_NAME:
+        if host in names:
             if flags & socket.AI_NUMERICHOST:
                 # A name is not a literal: say so, as the real function does.
                 raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -119,6 +150,16 @@ def demo_name_resolves_to(lab: BrokenAndWorking) -> Iterator[None]:
         yield
     finally:
         socket.getaddrinfo = real
+
+
+def _stock() -> Callable[..., socket.socket]:
+    """The stdlib's ``socket.create_connection``, even where eyeshim (or
+    another wrapper) patched it: in an enabled environment or under
+    ``eyeshim run`` the demo must still show what stock does."""
+    function: Any = socket.create_connection
+    while hasattr(function, "__wrapped__"):
+        function = function.__wrapped__
+    return function  # type: ignore[no-any-return]
 
 
 def _timed(func: Callable[[], socket.socket]) -> Tuple[float, Optional[str], Optional[str]]:
@@ -133,20 +174,19 @@ def _timed(func: Callable[[], socket.socket]) -> Tuple[float, Optional[str], Opt
     return elapsed, peer, None
 
 
-def run_demo(timeout: float = 3.0, out: TextIO = sys.stdout) -> int:
-    from ..connection import connect, get_history
+def run_demo(timeout: float = 3.0, out: Optional[TextIO] = None) -> int:
+    from ..connection import connect
+    from ..state import STATE
+
+    stream = sys.stdout if out is None else out
 
     def say(text: str = "") -> None:
-        print(text, file=out, flush=True)
+        print(text, file=stream, flush=True)
 
-    with BrokenAndWorking() as lab, demo_name_resolves_to(lab):
-        history = get_history()
-        if history is not None:
-            for host in (lab.broken_host, lab.working_host):
-                history.forget(host)
-        target = (DEMO_NAME, lab.port)
+    with BrokenAndWorking() as lab, demo_name_resolves_to(lab), STATE.private_history():
+        target = (lab.name, lab.port)
         broken = f"[{lab.broken_host}]" if ":" in lab.broken_host else lab.broken_host
-        say(f"{DEMO_NAME} resolves to {lab.broken_host} and {lab.working_host}, port {lab.port}.")
+        say(f"{lab.describe()}, port {lab.port}.")
         say(
             f"  {broken}:{lab.port} silently drops SYNs: a listen(0) socket whose accept"
             " queue is held full by one never-accepted connection."
@@ -158,7 +198,7 @@ def run_demo(timeout: float = 3.0, out: TextIO = sys.stdout) -> int:
         rows.append(
             (
                 "stock socket.create_connection",
-                *_timed(lambda: socket.create_connection(target, timeout=timeout)),
+                *_timed(lambda: _stock()(target, timeout=timeout)),
             )
         )
         say("eyeshim.create_connection ...")
@@ -189,11 +229,20 @@ def run_demo(timeout: float = 3.0, out: TextIO = sys.stdout) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
+    from . import prog
+    from .options import duration
+
     parser = argparse.ArgumentParser(
-        prog="python -m eyeshim demo",
+        prog=prog("demo"),
         description="Show stock create_connection against eyeshim on a broken-IPv6 name.",
     )
-    parser.add_argument("--timeout", type=float, default=3.0, help="connect timeout (s)")
+    parser.add_argument(
+        "--timeout",
+        type=duration,
+        default=3.0,
+        metavar="S",
+        help="timeout of each connection attempt: 3, 3s or 500ms (default 3 s)",
+    )
     args = parser.parse_args(argv)
     if args.timeout <= 0:
         parser.error("--timeout must be > 0")
@@ -201,4 +250,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from . import entry
+
+    sys.exit(entry(main, sys.argv[1:], "demo"))

@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable, Collection, Dict, NamedTuple
 
-from ..config import SETTINGS, Setting
+from ..config import SETTINGS, Setting, parse_duration
 
-__all__ = ["Choice", "add_config_options", "config_choices"]
+__all__ = ["Choice", "add_config_options", "config_choices", "duration"]
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -32,6 +32,18 @@ class Choice(NamedTuple):
     value: Any
     text: str  # as typed: what its EYESHIM_* variable would hold
     option: str  # the option that set it
+
+
+def duration(text: str) -> float:
+    """An option's duration (``--timeout``), spelled as the variables spell
+    durations: ``5``, ``5s`` or ``500ms``; never negative."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a duration >= 0, got {text!r}")
+    return value
 
 
 def _parser_of(setting: Setting, option: str) -> Callable[[str], Choice]:

@@ -37,11 +37,12 @@ from ..config import (
     read_variable,
     select_integrations,
 )
+from . import prog
 from .options import add_config_options, config_choices
 
 __all__ = ["command_line", "environment", "interpreter_flags", "main"]
 
-_USAGE = "eyeshim run [options] (script.py | -m module | -c command | -) [args ...]"
+_USAGE = "%(prog)s [options] (script.py | -m module | -c command | -) [args ...]"
 
 _DESCRIPTION = """\
 Run a Python program with Happy Eyeballs: as 'python script.py args...', with
@@ -54,7 +55,7 @@ _SETTINGS = {setting.name: setting for setting in SETTINGS}
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="eyeshim run",
+        prog=prog("run"),
         usage=_USAGE,
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -39,6 +39,7 @@ from ..config import (
     read_variable,
     select_integrations,
 )
+from . import prog
 
 __all__ = ["collect", "main"]
 
@@ -79,7 +80,37 @@ def _config(environ: Dict[str, str]) -> Dict[str, Any]:
     for setting in SETTINGS:
         value = getattr(config, setting.name)
         fields[setting.name] = {"value": value, "default": value == setting.default}
-    return {"fields": fields, "policy_source": _policy_source(config.policy)}
+    return {
+        "fields": fields,
+        "policy_source": _policy_source(config.policy),
+        "history_file": _history_file(config.history_file, environ),
+    }
+
+
+def _history_file(setting: str, environ: Dict[str, str]) -> Dict[str, Any]:
+    """Where the shared history lives (EYESHIM_HISTORY_FILE), and what it holds."""
+    if not setting:
+        return {"path": None}
+    from ..config import history_file_path
+    from ..history import History
+    from ..history_file import HistoryFile
+
+    path = history_file_path(setting, environ)
+    info: Dict[str, Any] = {"path": path, "exists": os.path.exists(path)}
+    if info["exists"]:
+        try:
+            folded = HistoryFile(path, History()).read()
+            info.update(size=os.path.getsize(path), lines=folded.lines, lessons=len(folded))
+        except OSError as exc:
+            info["error"] = f"cannot read it: {exc.strerror}"
+    # The nearest directory that exists must let this user write: the
+    # default directory is created at the first lesson.
+    directory = os.path.dirname(path)
+    while directory and not os.path.isdir(directory):
+        directory = os.path.dirname(directory)
+    if not os.access(path if info["exists"] else directory, os.W_OK):
+        info["error"] = f"{path if info['exists'] else directory} is not writable for this user"
+    return info
 
 
 def _policy_source(policy: Any) -> str:
@@ -191,6 +222,12 @@ def collect(environ: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
         verdict, why = False, "no switch: neither 'eyeshim run' nor 'eyeshim enable'"
     config = _config(env)
     integrations = _integrations(env)
+    shared = config.get("history_file", {})
+    if shared.get("error"):
+        warnings.append(
+            f"history file {shared['path']}: {shared['error']}; each process will say so once "
+            "and go on without it"
+        )
     if strict and warnings:
         problems += [f"{warning} ({STRICT_VARIABLE}=1 makes it fatal)" for warning in warnings]
     if verdict and problems:
@@ -268,6 +305,16 @@ def _format(report: Dict[str, Any]) -> str:
         for name, item in config["fields"].items():
             add(f"  {'' if item['default'] else '*'}{name:<30} {item['value']!r}")
         add(f"policy table: {config['policy_source']}")
+        shared = config["history_file"]
+        if shared["path"] is None:
+            add("history file: off (each process learns on its own)")
+        elif not shared["exists"]:
+            add(f"history file: {shared['path']} (not written yet)")
+        elif "lessons" in shared:
+            add(
+                f"history file: {shared['path']} ({shared['lessons']} live lesson(s) on this "
+                f"network, {shared['lines']} line(s), {shared['size']} bytes)"
+            )
     add(f"resolver: {report['resolver']}")
     integrations = report["integrations"]
     if "error" in integrations:
@@ -314,7 +361,7 @@ def _format(report: Dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="eyeshim status",
+        prog=prog("status"),
         description="Say whether eyeshim is on for new interpreters, why, and with what settings.",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

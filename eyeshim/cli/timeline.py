@@ -9,7 +9,8 @@ hands them here.  :func:`summarize` folds one race's events into a
 The SVG is built from strings with every text escaped, and is
 self-contained (no stylesheet, script, font or image is fetched), so it can
 be attached to a bug report or put in documentation as it is.  Pure: no
-sockets, no clock; the events carry all the times.
+sockets, no clock; the events carry all the times.  :class:`RaceRecorder`
+collects one race's events as they happen, for the probe and ``check``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,24 @@ from __future__ import annotations
 import errno as _errno
 import math
 import os
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
 from .. import events as ev
 from ..events import RaceEvent
 
-__all__ = ["AttemptView", "RaceView", "format_race", "render_svg", "summarize"]
+__all__ = [
+    "AttemptView",
+    "RaceRecorder",
+    "RaceView",
+    "format_event",
+    "format_race",
+    "format_summary",
+    "render_svg",
+    "summarize",
+]
 
 _RECORD_TYPE = {"ipv6": "AAAA", "ipv4": "A"}
 _FAMILY = {"ipv6": "IPv6", "ipv4": "IPv4"}
@@ -74,6 +85,8 @@ class AttemptView:
             return f"cancelled after {took} (lost the race)"
         if self.outcome == "timed out":
             return f"timed out after {took}"
+        if self.outcome == "interrupted":
+            return f"still connecting after {took} (interrupted)"
         return "pending"
 
 
@@ -105,6 +118,37 @@ class RaceView:
     elapsed: float = 0.0
     #: what the history knows after the race, per address (the probe fills it)
     history_after: Optional[Dict[str, Dict[str, Any]]] = None
+
+
+class RaceRecorder:
+    """An event subscriber (``events.subscribe``) that keeps the events of
+    one race, the first to ``host`` that starts after it subscribed (other
+    threads of the process may race too), and hands each to ``show`` as it
+    happens."""
+
+    def __init__(self, host: str, show: Optional[Callable[[RaceEvent], None]] = None) -> None:
+        self.host = host
+        self.show = show
+        self.number: Optional[int] = None
+        self.events: List[RaceEvent] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: RaceEvent) -> None:
+        with self._lock:
+            if self.number is None:
+                if event.kind != "race" or event.host != self.host:
+                    return
+                self.number = event.race
+            elif event.race != self.number:
+                return
+            self.events.append(event)
+            if self.show is not None:
+                self.show(event)
+
+    def view(self) -> Optional[RaceView]:
+        """The race so far, folded (None before it started)."""
+        with self._lock:
+            return summarize(self.events) if self.events else None
 
 
 def _family_of(address: str) -> str:
@@ -193,10 +237,6 @@ def _ms(seconds: float) -> str:
     return f"{ms:.0f} ms"
 
 
-def _seconds(value: Optional[float]) -> str:
-    return "none" if value is None else f"{value:g} s"
-
-
 def _event_lines(event: RaceEvent) -> List[str]:
     """What one event says, as one or more text lines (without the time)."""
     if isinstance(event, ev.RaceStarted):
@@ -204,7 +244,8 @@ def _event_lines(event: RaceEvent) -> List[str]:
             how = "known without DNS: " + ", ".join(map(str, event.known))
         else:
             how = "querying " + " and ".join(_RECORD_TYPE.get(f, f) for f in event.families)
-        return [f"{event.host} port {event.port}, timeout {_seconds(event.timeout)}; {how}"]
+        timeout = "none" if event.timeout is None else f"{event.timeout:g} s per attempt"
+        return [f"{event.host} port {event.port}, timeout {timeout}; {how}"]
     if isinstance(event, ev.Query):
         return [f"{_RECORD_TYPE.get(event.family, event.family)} lookup started"]
     if isinstance(event, ev.DnsAnswer):
@@ -277,13 +318,26 @@ def format_race(view: RaceView, title: Optional[str] = None, verdict: Optional[s
     """The race as text: the event timeline, then the attempts, the winner
     (or ``verdict``, or the error, when it failed), the total and what the
     history knows now."""
-    out: List[str] = []
-    out.append(title or f"race {view.number}")
-    for event in view.events:
-        lines = _event_lines(event)
-        out.append(f"  {event.time * 1000:8.1f} ms  {event.kind:<9}  {lines[0]}")
-        out.extend(f"  {'':11}  {'':9}  {line}" for line in lines[1:])
+    out: List[str] = [title or f"race {view.number}"]
+    out.extend(format_event(event) for event in view.events)
     out.append("")
+    out.append(format_summary(view, verdict))
+    return "\n".join(out)
+
+
+def format_event(event: RaceEvent) -> str:
+    """One event as timeline text: its time, its kind, what it says (one or
+    more lines).  ``eyeshim probe`` prints these as the race goes."""
+    lines = _event_lines(event)
+    out = [f"  {event.time * 1000:8.1f} ms  {event.kind:<9}  {lines[0]}"]
+    out.extend(f"  {'':11}  {'':9}  {line}" for line in lines[1:])
+    return "\n".join(out)
+
+
+def format_summary(view: RaceView, verdict: Optional[str] = None) -> str:
+    """What the race came to: the attempts, the winner (or ``verdict``, or
+    the error), the total and what the history knows now."""
+    out: List[str] = []
     if view.attempts:
         out.append("  attempts:")
         width = max(len(a.address) for a in view.attempts)
@@ -340,6 +394,7 @@ _COLOURS = {
     "cancelled": "#adb5bd",
     "timed out": "#868e96",
     "pending": "#adb5bd",
+    "interrupted": "#adb5bd",
     "ipv6": "#5f3dc4",
     "ipv4": "#e8590c",
     "text": "#212529",

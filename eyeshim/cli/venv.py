@@ -35,6 +35,7 @@ from typing import List, Optional, Sequence
 
 from ..bootstrap import DIRECTORY, PTH_NAME
 from ..config import ENABLE_VARIABLE, ENV_PREFIX, QUIET_VARIABLE, read_variable
+from . import prog
 
 __all__ = ["disable", "enable", "pth_content", "site_directories"]
 
@@ -101,7 +102,7 @@ def _target(options: argparse.Namespace) -> str:
 
 def _parser(verb: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=f"eyeshim {verb}",
+        prog=prog(verb),
         description=(
             "Turn eyeshim on for every interpreter of this Python environment "
             f"(writes {PTH_NAME} into its site-packages; {ENABLE_VARIABLE}=0 still opts out)."

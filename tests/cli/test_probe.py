@@ -20,9 +20,20 @@ from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
+from interpreters import clean_env, python
 
+from eyeshim.cli import EXIT_INTERRUPTED
 from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
-from eyeshim.cli.probe import EXIT_FAILED, EXIT_OK, EXIT_RESOLVE, EXIT_TIMEOUT, EXIT_USAGE, main
+from eyeshim.cli.probe import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RESOLVE,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    main,
+    parse_resolve,
+    parse_target,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -170,7 +181,7 @@ def test_probe_timeout_exits_with_the_timeout_code() -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=2):  # fills the queue
             code, out, err = run_probe("127.0.0.1", str(port), "--timeout", "0.5")
     assert code == EXIT_TIMEOUT == 5
-    assert "eyeshim probe: timed out after 0.5 s: no answer from 127.0.0.1" in err
+    assert "eyeshim probe: no answer within the timeout of 0.5 s per attempt from 127.0.0.1" in err
     assert re.search(r"#1\s+127\.0\.0\.1\s+IPv4\s+started.*timed out after", out)
 
 
@@ -189,6 +200,14 @@ def test_probe_unknown_host_exits_with_the_resolve_code() -> None:
     assert "attempts: none" in out
 
 
+def test_a_name_idna_cannot_encode_is_a_resolve_failure() -> None:
+    code, _, err = run_probe("a" * 64 + ".invalid", "80")
+    assert code == EXIT_RESOLVE
+    assert err.startswith(
+        f"eyeshim probe: cannot resolve {'a' * 64}.invalid: not a valid host name"
+    )
+
+
 def test_probe_empty_answer_is_a_resolve_failure() -> None:
     code, _, err = run_probe("empty.invalid", "80", getaddrinfo=lambda *a: [])
     assert code == EXIT_RESOLVE
@@ -201,11 +220,12 @@ def test_probe_empty_answer_is_a_resolve_failure() -> None:
         (["127.0.0.1", "0"], "port must be 1-65535"),
         (["127.0.0.1", "65536"], "port must be 1-65535"),
         (["127.0.0.1", "no-such-service"], "unknown service"),
-        (["127.0.0.1"], "HOST and PORT are required"),
+        (["127.0.0.1"], "PORT is required"),
+        ([], "TARGET is required"),
         (["127.0.0.1", "80", "--repeat", "0"], "expected a number >= 1"),
         (["127.0.0.1", "80", "--timeout", "soon"], "expected a duration"),
         (["127.0.0.1", "80", "--attempt-delay", "1ms"], "at least 10 ms"),
-        (["--demo", "127.0.0.1", "80"], "give no HOST or PORT"),
+        (["--demo", "127.0.0.1", "80"], "give no TARGET or PORT"),
     ],
 )
 def test_probe_bad_arguments_exit_2(
@@ -248,3 +268,222 @@ def test_python_dash_m_eyeshim_probe_runs_the_demo() -> None:
     (race,) = json.loads(proc.stdout)["races"]
     assert race["outcome"] == "connected"
     assert race["events"][0]["host"] == DEMO_NAME
+
+
+# ---------------------------------------------------------------------------
+# Targets as people type them: URLs, HOST:PORT, bracketed IPv6
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "port", "expected"),
+    [
+        ("example.org", "443", ("example.org", 443)),
+        ("example.org:8443", None, ("example.org", 8443)),
+        ("example.org", "https", ("example.org", 443)),
+        ("192.0.2.1:80", None, ("192.0.2.1", 80)),
+        ("[::1]", "80", ("::1", 80)),
+        ("[2001:db8::1]:8080", None, ("2001:db8::1", 8080)),
+        ("2001:db8::1", "80", ("2001:db8::1", 80)),  # unbracketed: every colon is the address's
+        ("[fe80::1%eth0]:22", None, ("fe80::1%eth0", 22)),
+        ("https://example.org/a/b?c", None, ("example.org", 443)),
+        ("http://Example.ORG:8080/", None, ("example.org", 8080)),
+        ("http://[2001:db8::1]/x", None, ("2001:db8::1", 80)),
+        ("https://user:secret@example.org:444/", None, ("example.org", 444)),
+        ("wss://example.org", None, ("example.org", 443)),
+        ("ftp://example.org", None, ("example.org", 21)),
+    ],
+)
+def test_targets_people_type(target: str, port: Any, expected: Tuple[str, int]) -> None:
+    assert parse_target(target, port) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "port", "message"),
+    [
+        ("example.org", None, "PORT is required"),
+        ("example.org:443", "80", "two ports"),
+        ("https://example.org:99999/", None, "bad port in URL"),
+        ("http:///path", None, "no host in URL"),
+        ("nosuchscheme://example.org", None, "no default port for 'nosuchscheme'"),
+        ("[example.org]:80", None, "expected [IPv6 address]"),
+        ("[::1]x", None, "expected [IPv6 address]"),
+        ("example.org:0", None, "port must be 1-65535"),
+    ],
+)
+def test_targets_that_make_no_sense(target: str, port: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_target(target, port)
+
+
+def test_resolve_entries_are_curls() -> None:
+    assert parse_resolve("example.org:443:192.0.2.1") == ("example.org", 443, ["192.0.2.1"])
+    assert parse_resolve("example.org:443:192.0.2.1,[2001:db8::1], 2001:db8::2") == (
+        "example.org",
+        443,
+        ["192.0.2.1", "2001:db8::1", "2001:db8::2"],
+    )
+    assert parse_resolve("[2001:db8::9]:80:192.0.2.1") == ("2001:db8::9", 80, ["192.0.2.1"])
+    for bad in ("example.org:443", "example.org:443:", "example.org:443:not-an-ip", ":443:1.2.3.4"):
+        with pytest.raises(ValueError):
+            parse_resolve(bad)
+
+
+def probe_cli(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "eyeshim", "probe", *argv],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A port that accepts on 127.0.0.1 and, where loopback has IPv6, on ::1."""
+    with socket.socket() as four:
+        four.bind(("127.0.0.1", 0))
+        four.listen(16)
+        port = four.getsockname()[1]
+        six = socket.socket(socket.AF_INET6)
+        try:
+            six.bind(("::1", port))
+            six.listen(16)
+        except OSError:
+            six.close()
+            six = None  # type: ignore[assignment]
+        try:
+            yield port
+        finally:
+            if six is not None:
+                six.close()
+
+
+def _ipv6_loopback() -> bool:
+    from eyeshim.cli.demo import _ipv6_loopback_works
+
+    return _ipv6_loopback_works()
+
+
+needs_ipv6 = pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 on loopback")
+
+
+@needs_ipv6
+def test_a_bracketed_ipv6_literal_is_not_looked_up(listener: int) -> None:
+    result = probe_cli(f"[::1]:{listener}")
+    assert result.returncode == 0, result.stderr
+    assert "known without DNS: ::1" in result.stdout
+    assert "lookup started" not in result.stdout
+    assert "winner:   ::1 at" in result.stdout
+
+
+def test_a_url_is_probed_at_its_host_and_port(listener: int) -> None:
+    result = probe_cli(f"http://127.0.0.1:{listener}/some/path?q=1")
+    assert result.returncode == 0, result.stderr
+    assert f"eyeshim probe 127.0.0.1 port {listener}:" in result.stdout
+    assert "known without DNS: 127.0.0.1" in result.stdout
+
+
+def test_resolve_gives_addresses_without_dns_and_4_6_pick_a_family(listener: int) -> None:
+    # The name cannot resolve (.invalid): anything that connects came from --resolve.
+    name = "nowhere.eyeshim.invalid"
+    entry = f"{name}:{listener}:127.0.0.1,[::1]"
+    both = probe_cli(name, str(listener), "--resolve", entry, "--json")
+    assert both.returncode == 0, both.stderr
+    (race,) = json.loads(both.stdout)["races"]
+    answers = {e["family"]: e.get("addresses") for e in race["events"] if e["kind"] == "answer"}
+    assert answers == {"ipv6": ["::1"], "ipv4": ["127.0.0.1"]}
+    queries = [e for e in race["events"] if e["kind"] == "query"]
+    assert {e["resolver"] for e in queries} == {"--resolve (no DNS)"}
+
+    four = probe_cli(name, str(listener), "--resolve", entry, "-4")
+    assert four.returncode == 0, four.stderr
+    assert "addresses from --resolve, no DNS: 127.0.0.1, ::1" in four.stdout
+    assert re.search(r"; querying A$", four.stdout, re.M) and "AAAA" not in four.stdout
+    assert "winner:   127.0.0.1" in four.stdout
+
+    only_v4 = f"{name}:{listener}:127.0.0.1"
+    six = probe_cli(name, str(listener), "--resolve", only_v4, "-6")
+    assert six.returncode == EXIT_RESOLVE
+    assert f"eyeshim probe: cannot resolve {name}: " in six.stderr
+    assert six.stderr.rstrip().endswith("--resolve gives it no IPv6 address")
+
+    other = probe_cli("127.0.0.1", str(listener), "--resolve", entry)
+    assert other.returncode == 0
+    assert f"--resolve has no entry for 127.0.0.1:{listener}: resolving it as usual" in (
+        other.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["[::1]:80", "-4"], "-4 asks for IPv4, but ::1 is an address of the other family"),
+        (["127.0.0.1:80", "-6"], "-6 asks for IPv6, but 127.0.0.1"),
+        (["127.0.0.1:80", "-4", "-6"], "not allowed with argument"),
+        (["x:80", "--resolve", "x:80"], "--resolve: expected HOST:PORT:ADDRESS"),
+        (["https://h:99999/"], "bad port in URL"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(argv: List[str], message: str) -> None:
+    result = probe_cli(*argv)
+    assert result.returncode == EXIT_USAGE
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(("eyeshim probe: error: ", "python"))
+
+
+def test_a_bad_svg_path_is_refused_before_the_race(tmp_path: Path) -> None:
+    result = probe_cli("--demo", "--svg", str(tmp_path / "no-such-dir" / "race.svg"))
+    assert result.returncode == EXIT_USAGE
+    assert result.stdout == ""  # no race was run
+    assert "--svg" in result.stderr and "cannot write it: No such file or directory" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_timeout_zero_says_what_it_does_not_blame_dns(listener: int) -> None:
+    # localhost is a hosts-file name: no DNS at all.
+    result = probe_cli("localhost", str(listener), "--timeout", "0")
+    assert result.returncode == EXIT_FAILED
+    assert "--timeout 0 makes each attempt a non-blocking connect()" in result.stderr
+    assert "DNS" not in result.stderr
+    assert "timeout 0 s per attempt" in result.stdout
+
+
+HANGING = """\
+import socket, subprocess, sys, time
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(0)
+port = listener.getsockname()[1]
+filler = socket.create_connection(("127.0.0.1", port), timeout=2)  # the queue is now full
+probe = subprocess.Popen(
+    [sys.executable, "-m", "eyeshim", "probe", f"127.0.0.1:{port}", "--timeout", "60"],
+    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+)
+seen = []
+for line in probe.stdout:  # each event as it happens, before the race is over
+    seen.append(line)
+    if "#1 127.0.0.1" in line:
+        break
+started = time.monotonic()
+probe.send_signal(2)  # Ctrl-C
+rest, err = probe.communicate(timeout=30)
+print(repr(("".join(seen), rest, err, probe.returncode, time.monotonic() - started)))
+"""
+
+
+def test_events_are_printed_as_they_happen_and_ctrl_c_keeps_the_timeline() -> None:
+    result = python(["-c", HANGING])
+    assert result.returncode == 0, result.stderr
+    seen, rest, err, code, took = eval(result.stdout)
+    # The attempt line arrived while the attempt was still running (60 s timeout).
+    assert re.search(r"attempt\s+#1 127\.0\.0\.1 \(IPv4\)", seen)
+    assert took < 10
+    assert code == EXIT_INTERRUPTED == 130
+    assert "still connecting after" in rest and "(interrupted)" in rest
+    assert re.search(r"outcome:\s+interrupted after \d+ ms", rest)
+    assert err.startswith("eyeshim probe: interrupted after ") and "Traceback" not in err

@@ -227,3 +227,36 @@ def test_run_stats_to_stderr(tmp_path: Path) -> None:
     missing = python(["-m", "eyeshim", "status", "--stats", str(tmp_path / "none.jsonl")])
     assert missing.returncode == 1
     assert "cannot read stats file" in missing.stdout
+
+
+def test_an_option_that_moves_a_bound_works_in_the_program() -> None:
+    # run sets EYESHIM_CONNECTION_ATTEMPT_DELAY and the minimum it lowers; the
+    # program's start-up check must judge them together, not one by one (it
+    # used to turn eyeshim off with "must lie between ...").
+    ran = eyeshim_run(
+        [
+            "--attempt-delay",
+            "50ms",
+            "-c",
+            "import socket, eyeshim; c = eyeshim.get_config(); "
+            "print(eyeshim.is_installed(), c.connection_attempt_delay, "
+            "c.min_connection_attempt_delay)",
+        ]
+    )
+    assert (ran.returncode, ran.stderr) == (0, "")
+    assert ran.stdout.split() == ["True", "0.05", "0.05"]
+    # The same values by hand are accepted too; a lone 50 ms is refused, saying why.
+    alone = python(
+        ["-m", "eyeshim", "status"],
+        clean_env(EYESHIM_ENABLED="1", EYESHIM_CONNECTION_ATTEMPT_DELAY="50ms"),
+    )
+    assert alone.returncode == 1
+    assert "lower EYESHIM_MIN_CONNECTION_ATTEMPT_DELAY as well" in alone.stdout
+
+
+def test_run_usage_names_the_program_as_invoked() -> None:
+    ran = python(["-m", "eyeshim", "run"])
+    assert ran.returncode == 2
+    program = f"{os.path.basename(sys.executable)} -m eyeshim run"
+    assert ran.stderr.startswith(f"usage: {program} [options] (script.py")
+    assert f"{program}: error: nothing to run" in ran.stderr

@@ -38,13 +38,7 @@ def venv(tmp_path: Path) -> Path:
         timeout=TIMEOUT,
     )
     site_packages = Path(venv_path(root, "purelib"))
-    # wrapt too: when these tests run in a venv themselves (CI's 3.9 run),
-    # the new venv's "system" site-packages is the base interpreter's, which
-    # lacks it.
-    import wrapt
-
-    wrapt_root = str(Path(wrapt.__file__).resolve().parent.parent)
-    (site_packages / "_eyeshim_source.pth").write_text(f"{SOURCE_ROOT}\n{wrapt_root}\n")
+    (site_packages / "_eyeshim_source.pth").write_text(f"{SOURCE_ROOT}\n")
     return root
 
 
@@ -80,6 +74,13 @@ def test_enable_disable_round_trip(venv: Path) -> None:
     report = json.loads(status.stdout)
     assert report["new_interpreters"]["eyeshim"] is True
     assert report["environment"]["pth_files"] == [{"path": str(pth), "current": True}]
+    # The proof a platform team runs in the environment: a real race through
+    # the shims the .pth installed.
+    check = in_venv(venv, ["-m", "eyeshim", "check", "--json"])
+    assert check.returncode == 0, check.stdout + check.stderr
+    proof = json.loads(check.stdout)
+    assert proof["installed_by"] == "the .pth switch of 'eyeshim enable'"
+    assert {r["name"]: r["verdict"] for r in proof["integrations"]}["socket"] == "proven"
 
     off = in_venv(venv, ["-m", "eyeshim", "disable"])
     assert off.returncode == 0 and f"disabled: removed {pth}" in off.stdout
@@ -87,6 +88,7 @@ def test_enable_disable_round_trip(venv: Path) -> None:
     off_again = in_venv(venv, ["-m", "eyeshim", "disable"])
     assert off_again.returncode == 0 and "was not enabled" in off_again.stdout
     assert in_venv(venv, ["-c", CHECK]).stdout.strip() == "False"
+    assert in_venv(venv, ["-m", "eyeshim", "check", "-q"]).returncode == 1  # rolled back
     # The machine's own interpreter was never touched.
     assert machine_pth.exists() == machine_had_it
 

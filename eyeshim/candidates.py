@@ -40,7 +40,6 @@ import time
 
 from . import events
 from .addrinfo import AddrInfo, Host, Port, address_of, family_name
-from .resolving import Answer, Resolver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
 
     from .dial import Dial
     from .ordering import Orderer
+    from .resolving import Answer, Resolver
 
 __all__ = ["Candidates", "HostsFile", "Inbox", "known_addresses", "numeric_addresses"]
 

@@ -37,7 +37,6 @@ How the threads behave, and why:
 from __future__ import annotations
 
 import collections
-import copy
 import os
 import socket
 import threading
@@ -96,6 +95,8 @@ def fresh(error: Optional[BaseException]) -> Optional[BaseException]:
     growing its traceback."""
     if error is None:
         return None
+    import copy  # only cached failures come here: not worth loading at start
+
     try:
         return copy.copy(error).with_traceback(None)
     except Exception:  # an exception class that cannot be copied: rare, keep it

@@ -75,13 +75,20 @@ def handshake_delay(rtt: float, lo: float, hi: float) -> float:
 
 
 def usable_context(context: Any) -> bool:
-    """Whether eyeshim can run ``context``'s handshakes itself: an
-    ``ssl.SSLContext`` whose ``wrap_socket`` is the stdlib's.  A context
-    that wraps differently (truststore's verifies after its own blocking
-    handshake, pyOpenSSL's is another library) is left to the stack."""
-    return (
-        isinstance(context, ssl.SSLContext)
-        and getattr(type(context), "wrap_socket", None) is ssl.SSLContext.wrap_socket
+    """Whether eyeshim can run ``context``'s handshakes itself, non-blocking:
+    an ``ssl.SSLContext`` whose ``wrap_socket`` is the stdlib's, or
+    truststore's (pip's default since 24.2) where it verifies in its socket
+    class's ``do_handshake``, so a handshake started later is verified as
+    one started at once.  Any other context (a ``wrap_socket`` of its own,
+    pyOpenSSL's) is left to the stack: the race ends at TCP."""
+    if not isinstance(context, ssl.SSLContext):
+        return False
+    kind = type(context)
+    if getattr(kind, "wrap_socket", None) is ssl.SSLContext.wrap_socket:
+        return True
+    inner = getattr(context, "_ctx", None)
+    return kind.__module__.endswith("truststore._api") and (
+        getattr(getattr(inner, "sslsocket_class", None), "__name__", "") == "TruststoreSSLSocket"
     )
 
 

@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 from fakenet import (
@@ -32,11 +32,11 @@ from fakenet import (
     tls_ok,
     tls_stall,
 )
+from tlsservers import DualServer, StaticResolver, has_ipv6_loopback, needs_v6
 
 from eyeshim import events
 from eyeshim.config import Config
 from eyeshim.connection import connect
-from eyeshim.resolving import Answer
 from eyeshim.tls import Later, TlsSpec, handshake_delay, usable_context
 
 trustme = pytest.importorskip("trustme")
@@ -176,101 +176,6 @@ def test_without_tls_the_race_is_unchanged() -> None:
 
 
 # -- real handshakes on loopback ------------------------------------------------------
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_v6 = pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1)")
-
-
-class StaticResolver:
-    """Answers every lookup at once with fixed addresses."""
-
-    def __init__(self, addresses: List[str]) -> None:
-        self.addresses = addresses
-
-    def resolve(self, host: Any, port: Any, family: int, deliver: Callable[[Answer], None]) -> Any:
-        infos = [
-            info
-            for address in self.addresses
-            if (socket.AF_INET6 if ":" in address else socket.AF_INET) == family
-            for info in socket.getaddrinfo(address, port, family, socket.SOCK_STREAM)
-        ]
-        error = None if infos else socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        deliver(Answer(family, infos, error))
-        return lambda: None
-
-
-class DualServer:
-    """A TLS server on ::1 and 127.0.0.1, one port; per family: ``ok``,
-    ``silent`` (accepts TCP, never answers the ClientHello), ``badcert`` (a
-    certificate from a CA the client does not trust), ``slow`` (answers
-    after ``slow_s``)."""
-
-    def __init__(self, ca: Any, behaviour: Dict[int, str], slow_s: float = 0.4) -> None:
-        leaf = ca.issue_cert("dual.test", "127.0.0.1", "::1")
-        self.good = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        leaf.configure_cert(self.good)
-        other = trustme.CA().issue_cert("dual.test")
-        self.bad = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        other.configure_cert(self.bad)
-        self.behaviour = behaviour
-        self.slow_s = slow_s
-        self.accepted: Dict[int, int] = {socket.AF_INET6: 0, socket.AF_INET: 0}
-        self.held: List[socket.socket] = []
-        self._stop = threading.Event()
-        self.listeners: List[socket.socket] = []
-        six = socket.socket(socket.AF_INET6)
-        six.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        six.bind(("::1", 0))
-        self.port = six.getsockname()[1]
-        four = socket.socket(socket.AF_INET)
-        four.bind(("127.0.0.1", self.port))
-        for listener in (six, four):
-            listener.listen(64)
-            listener.settimeout(0.1)
-            self.listeners.append(listener)
-            threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (socket.timeout, OSError):
-                continue
-            family = listener.family
-            self.accepted[family] += 1
-            how = self.behaviour.get(family, "ok")
-            if how == "silent":
-                self.held.append(conn)  # never read, never answered
-                continue
-            threading.Thread(target=self._serve, args=(conn, how), daemon=True).start()
-
-    def _serve(self, conn: socket.socket, how: str) -> None:
-        conn.settimeout(5)
-        try:
-            if how == "slow":
-                time.sleep(self.slow_s)
-            context = self.bad if how == "badcert" else self.good
-            with context.wrap_socket(conn, server_side=True) as tls:
-                data = tls.recv(100)
-                tls.sendall(b"echo:" + data)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        for sock in (*self.listeners, *self.held):
-            sock.close()
 
 
 @pytest.fixture
@@ -462,7 +367,7 @@ def test_usable_context() -> None:
 
 
 def test_no_socket_is_left_open(serve: Any, client_context: ssl.SSLContext) -> None:
-    if not _has_ipv6_loopback():
+    if not has_ipv6_loopback():
         pytest.skip("no IPv6 loopback (::1)")
     import os
 

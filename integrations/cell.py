@@ -53,13 +53,19 @@ def _fetch_http_client(host: str, timeout: float, scheme: str, ca: Optional[str]
             if scheme == "https"
             else http.client.HTTPConnection(host, 80, timeout=timeout)
         )
-        try:
-            conn.request("GET", "/")
-            return conn.getresponse().read()
-        finally:
-            conn.close()
+        return get_root(conn)
 
     return fetch
+
+
+def get_root(conn: Any) -> bytes:
+    """``GET /`` on an http.client connection, the body, and the connection closed."""
+    try:
+        conn.request("GET", "/")
+        body: bytes = conn.getresponse().read()
+        return body
+    finally:
+        conn.close()
 
 
 def _fetch_urllib(host: str, timeout: float, scheme: str, ca: Optional[str]) -> Fetch:

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional
 
 from benchmarks import fakedns
-from benchmarks.servers import bind_pair
+from benchmarks.servers import ServerProcess, bind_pair
 from benchmarks.worker import serve
 
 __all__ = ["TlsServerProcess", "main"]
@@ -80,42 +80,15 @@ def _serve(directory: str) -> int:
     return 0
 
 
-class TlsServerProcess:
+class TlsServerProcess(ServerProcess):
     """``with TlsServerProcess(python, tmp) as server: server.port, server.ca``."""
 
     def __init__(self, python: str, directory: str) -> None:
-        import subprocess
-
-        from benchmarks.harness import REPO_ROOT
-
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        self.proc = subprocess.Popen(
-            [python, "-m", "benchmarks.tls_bench", "serve", directory],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise RuntimeError("the benchmark's TLS server failed to start")
-        ready = json.loads(line)
-        self.port: int = ready["port"]
-        self.ca: str = ready["ca"]
+        super().__init__(python, "serve", module="benchmarks.tls_bench", args=(directory,))
+        self.ca: str = self.ready["ca"]
 
     def __enter__(self) -> TlsServerProcess:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # -- the worker ----------------------------------------------------------------------------

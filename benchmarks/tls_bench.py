@@ -12,7 +12,7 @@ contenders pay the same server.
 requests with one stack (``http.client`` or ``requests``), each on a new
 connection, timed from the request call to the end of the body.  With
 ``BENCH_TLS_MODE=eyeshim`` in its environment the worker calls
-``eyeshim.install()`` first (default integrations, TLS racing included).
+``eyeshim.install()`` first, with the default integrations and the TLS ones.
 """
 
 from __future__ import annotations
@@ -156,8 +156,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return _serve(args[1])
     if os.environ.get("BENCH_TLS_MODE") == "eyeshim":
         import eyeshim
+        from eyeshim.config import DEFAULT_INTEGRATIONS, TLS_INTEGRATIONS
 
-        eyeshim.install()
+        eyeshim.install(integrations=[*DEFAULT_INTEGRATIONS, *TLS_INTEGRATIONS])
         # The engine loads at the first connection, a one-time cost (P5's), not a request's.
         import eyeshim.connection
         import eyeshim.tls

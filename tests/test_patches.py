@@ -367,7 +367,7 @@ def test_install_from_env() -> None:
     assert patches.install_from_env(
         {"EYESHIM_DISABLE": "pip,urllib3", "EYESHIM_CONNECTION_ATTEMPT_DELAY": "300ms"}
     )
-    assert set(eyeshim.installed_integrations()) == {"socket", "https"}
+    assert set(eyeshim.installed_integrations()) == {"socket"}
     assert eyeshim.get_config().connection_attempt_delay == pytest.approx(0.3)
     with pytest.raises(ValueError, match="EYESHIM_INTEGRATIONS"):
         patches.install_from_env({"EYESHIM_INTEGRATIONS": "socket,bogus"})

@@ -22,6 +22,7 @@ import pytest
 from tlsservers import NAME, DualServer, needs_v6, resolve_name
 
 import eyeshim
+from eyeshim.config import DEFAULT_INTEGRATIONS, TLS_INTEGRATIONS
 from eyeshim.connection import get_history
 from eyeshim.patches import https_urllib3, integration_status
 
@@ -30,6 +31,10 @@ urllib3 = pytest.importorskip("urllib3")
 requests = pytest.importorskip("requests")
 
 pytestmark = needs_v6
+
+
+def install() -> None:
+    eyeshim.install(integrations=[*DEFAULT_INTEGRATIONS, *TLS_INTEGRATIONS])
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +86,7 @@ def test_urlopen_falls_back_when_the_ipv6_handshake_stalls(serve: Any, ca: Any) 
     with pytest.raises(urllib.error.URLError) as stock:
         urllib.request.urlopen(url, timeout=0.5, context=context)
     assert isinstance(stock.value.reason, socket.timeout)
-    eyeshim.install()
+    install()
     body, took = timed(lambda: urllib.request.urlopen(url, timeout=5, context=context).read())
     assert body == b"server=127.0.0.1\n"
     assert took < 2.0
@@ -89,7 +94,7 @@ def test_urlopen_falls_back_when_the_ipv6_handshake_stalls(serve: Any, ca: Any) 
 
 def test_https_connection_keeps_its_own_checks(serve: Any, ca: Any) -> None:
     server = serve()
-    eyeshim.install()
+    install()
     import http.client
 
     context = ssl.create_default_context(cafile=ca.path)
@@ -120,7 +125,7 @@ def test_bad_certificates_raise_what_stock_raises(serve: Any, ca: Any) -> None:
         return type(reason), reason.verify_code, reason.verify_message
 
     stock = error()
-    eyeshim.install()
+    install()
     assert error() == stock
     assert stock[0] is ssl.SSLCertVerificationError
 
@@ -144,7 +149,7 @@ def test_a_tunnel_goes_the_stdlib_way() -> None:
 
 def test_urllib3_falls_back_and_keeps_its_checks(serve: Any, ca: Any) -> None:
     server = serve(six="silent")
-    eyeshim.install()
+    install()
     pool = urllib3.PoolManager(
         ca_certs=ca.path, retries=False, timeout=urllib3.Timeout(connect=5, read=5)
     )
@@ -159,7 +164,7 @@ def test_urllib3_falls_back_and_keeps_its_checks(serve: Any, ca: Any) -> None:
 
 def test_urllib3_fingerprint_and_hostname_checks_stay(serve: Any, ca: Any) -> None:
     server = serve()
-    eyeshim.install()
+    install()
     der = ssl.PEM_cert_to_DER_cert(
         ssl.get_server_certificate(("127.0.0.1", server.port), ca_certs=ca.path)
     )
@@ -182,7 +187,7 @@ def test_urllib3_fingerprint_and_hostname_checks_stay(serve: Any, ca: Any) -> No
 
 def test_requests_verify_false_still_warns(serve: Any, ca: Any) -> None:
     server = serve(six="silent")
-    eyeshim.install()
+    install()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = requests.get(f"https://{NAME}:{server.port}/", verify=False, timeout=5)
@@ -211,13 +216,13 @@ def test_requests_errors_are_stocks(serve: Any, ca: Any) -> None:
         requests.exceptions.ReadTimeout,  # a handshake timeout is a read timeout there
         requests.exceptions.ConnectionError,
     ]
-    eyeshim.install()
+    install()
     assert errors() == stock
 
 
 def test_urllib3_session_reuse_and_alpn(serve: Any, ca: Any) -> None:
     server = serve()
-    eyeshim.install()
+    install()
     pool = urllib3.HTTPSConnectionPool(NAME, server.port, ca_certs=ca.path, retries=False)
     conn = pool._new_conn()
     conn.connect()
@@ -229,7 +234,7 @@ def test_urllib3_session_reuse_and_alpn(serve: Any, ca: Any) -> None:
 def test_pip_vendored_urllib3(serve: Any, ca: Any) -> None:
     vendored = pytest.importorskip("pip._vendor.urllib3")
     server = serve(six="silent")
-    eyeshim.install()
+    install()
     pool = vendored.PoolManager(ca_certs=ca.path, retries=False, timeout=5)
     response, took = timed(lambda: pool.request("GET", f"https://{NAME}:{server.port}/"))
     assert response.data == b"server=127.0.0.1\n" and took < 2.0
@@ -240,7 +245,7 @@ def test_an_unknown_urllib3_falls_back_to_tcp_and_says_so(
     serve: Any, ca: Any, monkeypatch: Any
 ) -> None:
     server = serve(six="silent")
-    eyeshim.install()
+    install()
     monkeypatch.setattr(urllib3, "__version__", "3.0.0")
     status = integration_status()["urllib3-https"]
     assert not status["active"] and "falls back to TCP racing" in status["why"]
@@ -256,7 +261,7 @@ def test_a_context_eyeshim_cannot_drive_ends_the_race_at_tcp(serve: Any, ca: Any
             return super().wrap_socket(*args, **kwargs)
 
     server = serve()
-    eyeshim.install()
+    install()
     context = Own(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(ca.path)
     pool = urllib3.HTTPSConnectionPool(NAME, server.port, ssl_context=context, retries=False)

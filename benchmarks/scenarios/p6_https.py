@@ -46,8 +46,8 @@ def run(ctx: Context, result: ScenarioResult) -> None:
         "thread per connection, in its own process.",
         f"{DUAL_NAME} is answered with ::1 then 127.0.0.1 by benchmarks/fakedns.py in both "
         "workers; localhost comes from /etc/hosts.",
-        "eyeshim: `eyeshim.install()` with the default integrations (http.client through "
-        "`https`, requests through `urllib3` + `urllib3-https`).",
+        "eyeshim: `eyeshim.install()` with the default integrations and the TLS ones "
+        "(http.client through `https`, requests through `urllib3` + `urllib3-https`).",
     ]
     with TlsServerProcess(python, str(ctx.tmp)) as server:
         for host in ("localhost", DUAL_NAME):

@@ -65,10 +65,22 @@ class _Call:
         self.later: Any = None
 
 
+# (package, version, the wrap function's attribute) -> the verdict: checked once per version.
+_verdicts: Dict[Tuple[str, str, int], Optional[str]] = {}
+
+
 def version_problem(package: str) -> Optional[str]:
     """Why this urllib3 is not one the integration knows, or None."""
     module = sys.modules.get(package)
     version = str(getattr(module, "__version__", "?"))
+    ssl_ = sys.modules.get(f"{package}.util.ssl_")
+    key = (package, version, id(getattr(ssl_, "_ssl_wrap_socket_impl", None)))
+    if key not in _verdicts:
+        _verdicts[key] = _version_problem(package, version)
+    return _verdicts[key]
+
+
+def _version_problem(package: str, version: str) -> Optional[str]:
     if version.startswith("1.26.") or version.split(".")[0] == "2":
         ssl_ = sys.modules.get(f"{package}.util.ssl_")
         # The function beneath any stand-in (eyeshim's own included).

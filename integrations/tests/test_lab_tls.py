@@ -18,7 +18,8 @@ FETCH = """
 import json, ssl, sys, time, urllib.request
 if sys.argv[1] == "eyeshim":
     import eyeshim
-    eyeshim.install()
+    from eyeshim.config import DEFAULT_INTEGRATIONS, TLS_INTEGRATIONS
+    eyeshim.install(integrations=[*DEFAULT_INTEGRATIONS, *TLS_INTEGRATIONS])
 context = ssl.create_default_context(cafile=sys.argv[2])
 out = {}
 for host in sys.argv[3:]:

@@ -266,3 +266,22 @@ def test_a_context_eyeshim_cannot_drive_ends_the_race_at_tcp(serve: Any, ca: Any
     context.load_verify_locations(ca.path)
     pool = urllib3.HTTPSConnectionPool(NAME, server.port, ssl_context=context, retries=False)
     assert pool.request("GET", "/").data == b"server=::1\n"
+
+
+def test_an_unknown_python_falls_back_to_tcp_and_says_so(
+    serve: Any, ca: Any, monkeypatch: Any
+) -> None:
+    from eyeshim.patches import https_stdlib
+
+    server = serve(six="silent")
+    install()
+    import http.client
+
+    assert integration_status()["https"]["active"]
+    monkeypatch.setattr(https_stdlib, "KNOWN", ())
+    status = integration_status()["https"]
+    assert not status["active"] and "falls back to TCP racing" in status["why"]
+    context = ssl.create_default_context(cafile=ca.path)
+    conn = http.client.HTTPSConnection(NAME, server.port, timeout=0.5, context=context)
+    with pytest.raises(socket.timeout):  # stock's handshake timeout, on ::1 (TCP raced)
+        conn.connect()

@@ -750,7 +750,9 @@ class Race:
 
         def win() -> bool:
             outcome.winner = None
-            winner.connected = math.nan
+            for attempt in self._running:
+                # No handshake was tried: not a TLS failure of anyone's.
+                attempt.connected = math.nan
             self._win([winner], winner.ended)
             return False
 

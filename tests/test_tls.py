@@ -396,3 +396,21 @@ def test_refused_everywhere_is_a_connect_error(client_context: ssl.SSLContext) -
             tls=TlsSpec(client_context, "dual.test"),
         )
     assert raised.value.errno == errno.ECONNREFUSED
+
+
+@needs_v6
+def test_an_abandoned_race_teaches_no_tls_failure(
+    serve: Any, client_context: ssl.SSLContext
+) -> None:
+    from eyeshim.history import History
+
+    server = serve()
+    history = History()
+    later = Later()
+    sock = dial(server, client_context, tls=later, history=history)
+    later.abandon()
+    sock.close()
+    assert not history.tls_failed_recently("::1", server.port)
+    assert not history.tls_failed_recently("127.0.0.1", server.port)
+    record = history.get((sock.family == socket.AF_INET6 and "::1") or "127.0.0.1")
+    assert record is not None and record.last_success is not None

@@ -285,3 +285,42 @@ def test_an_unknown_python_falls_back_to_tcp_and_says_so(
     conn = http.client.HTTPSConnection(NAME, server.port, timeout=0.5, context=context)
     with pytest.raises(socket.timeout):  # stock's handshake timeout, on ::1 (TCP raced)
         conn.connect()
+
+
+def test_through_a_connect_proxy_the_race_stays_at_tcp(
+    serve: Any, ca: Any, monkeypatch: Any
+) -> None:
+    from tlsservers import ConnectProxy
+
+    server = serve()
+    proxy = ConnectProxy()
+    raced: List[Any] = []
+    real = https_urllib3.later_for
+
+    def later_for(*args: Any) -> Any:
+        later = real(*args)
+        if later is not None:
+            raced.append(args)
+        return later
+
+    monkeypatch.setattr(https_urllib3, "later_for", later_for)
+    install()
+    try:
+        manager = urllib3.ProxyManager(
+            f"http://127.0.0.1:{proxy.port}", ca_certs=ca.path, retries=False, timeout=5
+        )
+        response = manager.request("GET", f"https://{NAME}:{server.port}/")
+        assert response.data in (b"server=::1\n", b"server=127.0.0.1\n")
+        assert proxy.tunnels == [f"{NAME}:{server.port}"]
+        assert raced == []  # no TLS race: TCP to the proxy, then urllib3's own wrap
+        import http.client
+
+        context = ssl.create_default_context(cafile=ca.path)
+        conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=5, context=context)
+        conn.set_tunnel(NAME, server.port)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() in (b"server=::1\n", b"server=127.0.0.1\n")
+        conn.close()
+        assert len(proxy.tunnels) == 2
+    finally:
+        proxy.close()

@@ -149,3 +149,56 @@ def resolve_name(
         return found
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+class ConnectProxy:
+    """An HTTP proxy on 127.0.0.1 that serves ``CONNECT host:port`` (a tunnel), and counts
+    the tunnels it opened."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.tunnels: List[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            target = head.split(b" ")[1].decode()
+            self.tunnels.append(target)
+            host, _, port = target.rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), 5) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+                def pump(source: socket.socket, sink: socket.socket) -> None:
+                    try:
+                        while data := source.recv(65536):
+                            sink.sendall(data)
+                    except OSError:
+                        pass
+                    finally:
+                        try:
+                            sink.shutdown(socket.SHUT_WR)
+                        except OSError:
+                            pass
+
+                other = threading.Thread(target=pump, args=(upstream, client), daemon=True)
+                other.start()
+                pump(client, upstream)
+                other.join(5)
+
+    def close(self) -> None:
+        self.listener.close()

@@ -45,12 +45,12 @@ def _answer(context: ssl.SSLContext, conn: socket.socket) -> None:
     try:
         conn.settimeout(10)
         with context.wrap_socket(conn, server_side=True) as tls:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = tls.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
+            with tls.makefile("rb") as request:
+                for line in request:
+                    if line == b"\r\n":  # the end of the request's head
+                        break
+                else:
+                    return  # the client went away first
             tls.sendall(RESPONSE)
     except OSError:
         pass

@@ -346,9 +346,19 @@ def render_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "one tiny HTTP exchange; interpreter start-up excluded). The winner is the server "
         "address named in the response body. urllib3 runs with `retries=False` (one attempt, "
         "like requests' default adapter).",
+        "- HTTPS rows (`t0`-`t5`, dual-stack client): HTTPS on port 443 with a lab CA the cells "
+        "trust; IPv6 addresses in the client's own 2001:db8 prefix (preferred over IPv4, as on "
+        "most hosts): `::1280✗mtu` drops packets larger than 1280 bytes both ways (nftables, no "
+        "ICMP: TCP connects, the certificate never arrives), `::5✗tls` accepts TCP and never "
+        "answers the ClientHello, `::300+300ms` holds every packet 300 ms (NFQUEUE); `t4` "
+        "presents a certificate from a CA nobody trusts. The `pip` column runs `pip download` "
+        "of the lab index's one package (two HTTPS connections, `--retries 0`) in the cell's "
+        "process. Their eyeshim cells also install the TLS integrations (`https`, "
+        "`urllib3-https`, `pip-https`; opt-in for now).",
         "- `✓ .34 3 ms`: connected to 10.64.78.34 after 3 ms. `✗ timeout 5.00 s`: the error "
         "and when it was raised (`dns`: name resolution failed; `EADDRNOTAVAIL`/`ENETUNREACH`: "
-        "no IPv6 on that client). `n/a`: eyeshim mode could not run "
+        "no IPv6 on that client; `certificate`: the TLS certificate was refused). `n/a`: "
+        "eyeshim mode could not run "
         "(`eyeshim.install` unavailable).",
         "",
     ]

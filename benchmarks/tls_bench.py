@@ -12,7 +12,9 @@ contenders pay the same server.
 requests with one stack (``http.client`` or ``requests``), each on a new
 connection, timed from the request call to the end of the body.  With
 ``BENCH_TLS_MODE=eyeshim`` in its environment the worker calls
-``eyeshim.install()`` first, with the default integrations and the TLS ones.
+``eyeshim.install()`` first, with the default integrations and the TLS ones;
+with ``eyeshim-tcp``, the default integrations only (the race ends at TCP and
+the stack wraps the winner itself).
 """
 
 from __future__ import annotations
@@ -154,11 +156,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["serve"]:
         return _serve(args[1])
-    if os.environ.get("BENCH_TLS_MODE") == "eyeshim":
+    mode = os.environ.get("BENCH_TLS_MODE")
+    if mode in ("eyeshim", "eyeshim-tcp"):
         import eyeshim
         from eyeshim.config import DEFAULT_INTEGRATIONS, TLS_INTEGRATIONS
 
-        eyeshim.install(integrations=[*DEFAULT_INTEGRATIONS, *TLS_INTEGRATIONS])
+        tls = TLS_INTEGRATIONS if mode == "eyeshim" else ()
+        eyeshim.install(integrations=[*DEFAULT_INTEGRATIONS, *tls])
         # The engine loads at the first connection, a one-time cost (P5's), not a request's.
         import eyeshim.connection
         import eyeshim.tls

@@ -6,7 +6,8 @@ dependencies, and must not become them; urllib3.future even *replaces* the
 urllib3.  So the benchmark makes two virtual environments in a cache
 directory and installs into those only:
 
-* ``main``: aiohappyeyeballs, requests, and wrapt 2.x; eyeshim itself comes
+* ``main``: aiohappyeyeballs, requests, wrapt 2.x and trustme (P6's TLS
+  server certificate); eyeshim itself comes
   from this checkout through PYTHONPATH, so what is measured is the working
   tree;
 * ``urllib3-future``: urllib3.future alone;
@@ -34,7 +35,8 @@ from typing import Callable, Optional
 __all__ = ["Environments", "cache_dir", "prepare"]
 
 REQUIREMENTS: dict[str, list[str]] = {
-    "main": ["aiohappyeyeballs", "requests", "wrapt>=2"],
+    # trustme: P6's TLS server makes its certificate with it.
+    "main": ["aiohappyeyeballs", "requests", "wrapt>=2", "trustme"],
     "urllib3-future": ["urllib3-future"],
     "wrapt1": ["wrapt>=1.14,<2"],
 }

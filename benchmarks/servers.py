@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = ["ServerProcess", "bind_pair", "main"]
 
@@ -144,14 +144,21 @@ class ServerProcess:
     """``with ServerProcess(python, "accept") as server: server.port``; ``prefix``
     runs it inside a namespace (``ip netns exec NS``)."""
 
-    def __init__(self, python: str, kind: str, prefix: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        python: str,
+        kind: str,
+        prefix: Sequence[str] = (),
+        module: str = "benchmarks.servers",
+        args: Sequence[str] = (),
+    ) -> None:
         import subprocess
 
         from benchmarks.harness import REPO_ROOT
 
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
         self.proc = subprocess.Popen(
-            [*prefix, python, "-m", "benchmarks.servers", kind],
+            [*prefix, python, "-m", module, kind, *args],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.PIPE,
@@ -162,7 +169,9 @@ class ServerProcess:
         if not line:
             self.proc.wait()
             raise RuntimeError(f"benchmark {kind} server failed to start")
-        self.port: int = json.loads(line)["port"]
+        #: what the server said when it was ready (``port``, and what else it tells)
+        self.ready: dict[str, Any] = json.loads(line)
+        self.port: int = self.ready["port"]
 
     def __enter__(self) -> ServerProcess:
         return self

@@ -60,6 +60,7 @@ __all__ = [
     "STATS_VARIABLE",
     "STRICT_VARIABLE",
     "SWITCHES",
+    "TLS_INTEGRATIONS",
     "TRACE_VARIABLE",
     "VERBOSE_VARIABLE",
     "Config",
@@ -93,9 +94,18 @@ INTEGRATIONS: dict[str, str] = {
     "urllib3": ".urllib3",
     "pip": ".urllib3",
     "getaddrinfo": ".getaddrinfo",
+    "https": ".https_stdlib",
+    "urllib3-https": ".https_urllib3",
+    "pip-https": ".https_urllib3",
 }
+#: Integrations that add to another's race (its TLS stage): disabling the
+#: other disables them too.
+BUILDS_ON: dict[str, str] = {"urllib3-https": "urllib3", "pip-https": "pip"}
 #: What ``install()`` and the environment select when nothing says otherwise.
 DEFAULT_INTEGRATIONS = ("socket", "urllib3", "pip")
+#: Racing HTTPS through the TLS handshake: opt-in until the stacks' own test suites (the
+#: suite gate) have passed with them (``EYESHIM_INTEGRATIONS=socket,urllib3,pip,https,...``).
+TLS_INTEGRATIONS = ("https", "urllib3-https", "pip-https")
 
 # -- parsers: text (a variable, an option) -> value ---------------------------------
 
@@ -946,13 +956,15 @@ INTEGRATIONS_VARIABLE = _switch(
     "`" + ",".join(DEFAULT_INTEGRATIONS) + "`",
     _integration_names,
     "Comma list of integrations to install, replacing the default set; add `getaddrinfo` "
-    "for the opt-in re-sorting.",
+    "for the opt-in re-sorting, `https,urllib3-https,pip-https` (opt-in for now) to race HTTPS "
+    "through the TLS handshake (the last two on top of `urllib3` and `pip`).",
 )
 DISABLE_VARIABLE = _switch(
     "EYESHIM_DISABLE",
     "unset",
     _integration_names,
-    "Comma list of integrations removed from that set.",
+    "Comma list of integrations removed from that set (`urllib3` and `pip` take their "
+    "`-https` TLS stage with them).",
 )
 VERBOSE_VARIABLE = _switch(
     "EYESHIM_VERBOSE",
@@ -1023,7 +1035,9 @@ def select_integrations(environ: Optional[Mapping[str, str]] = None) -> tuple[st
     chosen = read_variable(INTEGRATIONS_VARIABLE, env)
     names: tuple[str, ...] = DEFAULT_INTEGRATIONS if chosen is None else chosen
     disabled = read_variable(DISABLE_VARIABLE, env) or ()
-    return tuple(name for name in names if name not in disabled)
+    return tuple(
+        name for name in names if name not in disabled and BUILDS_ON.get(name) not in disabled
+    )
 
 
 def unknown_variables(environ: Optional[Mapping[str, str]] = None) -> list[str]:

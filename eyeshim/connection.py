@@ -26,6 +26,11 @@ One call, top to bottom (:func:`connect`):
    route, race the NAT64-synthesized addresses (RFC 8305 §7);
 6. **report**: counters, the last events, and the winner with the caller's
    timeout, or the error.
+
+With ``tls`` (``tls.TlsSpec``) every attempt is TCP and then a TLS
+handshake, and the winner is the ``SSLSocket`` (see ``tls.py``); with
+``tls.Later()`` the race stops after step 3 at its first TCP connection and
+steps 4-6 run when the caller finishes it.
 """
 
 from __future__ import annotations
@@ -48,10 +53,12 @@ from .state import STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ssl
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
     from .dns.resolvconf import ResolvConf
     from .nat64 import Prefixes
+    from .tls import Later, TlsSpec
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -104,12 +111,16 @@ def connect(
     find_source: Optional[Callable[[str, int], Any]] = None,
     nat64_prefixes: Optional[Prefixes] = None,
     resolv_conf: Optional[ResolvConf] = None,
+    tls: Any = None,
 ) -> socket.socket:
     """``create_connection`` with the knobs integrations and tests need.
 
     ``family`` restricts resolution (urllib3's ``allowed_gai_family()``);
     ``prepare_socket`` runs on each socket before ``connect()`` (urllib3's
-    ``socket_options``).  ``resolver``, ``connector``, ``history``,
+    ``socket_options``).  ``tls``: a ``tls.TlsSpec`` races through the TLS
+    handshake and returns the winner's ``SSLSocket``; a ``tls.Later``
+    returns the first TCP connection and leaves the race to be finished
+    with the caller's context (``Later.finish``).  ``resolver``, ``connector``, ``history``,
     ``find_source``, ``nat64_prefixes`` and ``resolv_conf`` replace the real
     DNS, sockets, history, source discovery, NAT64 prefix discovery and
     ``/etc/resolv.conf`` (``history=None`` turns history off for this call).
@@ -126,15 +137,25 @@ def connect(
         known = known_addresses(host, port, family, STATE.hosts())
         if known is not None and len(known) == 1 and connector is None and not events.listening():
             try:
-                return _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
+                sock = _connect_one(known[0], timeout, source_address, prepare_socket, all_errors)
             except _FAILURES as exc:
                 if not _nat64_may_help(cfg, find_source, known, families, exc):
                     raise
                 # This host cannot route IPv4: race the literal again (it
                 # fails at once) and let step 5 try NAT64.
+            else:
+                if tls is not None and not tls.deferred:
+                    return tls.wrap_blocking(sock)  # type: ignore[no-any-return]
+                return sock  # nothing to race: the caller wraps it as it would
 
     if connector is None:
-        connector = SocketConnector(source_address, prepare_socket)
+        if tls is None:
+            connector = SocketConnector(source_address, prepare_socket)
+        else:
+            # ssl is imported only by calls that race through TLS.
+            from .tls import TlsConnector
+
+            connector = TlsConnector(None if tls.deferred else tls, source_address, prepare_socket)
     start = connector.now()
     dial = Dial(
         host,
@@ -151,17 +172,48 @@ def connect(
         trace=events.Trace.start(host, connector.now, start),
         start=start,
         resolv_conf=resolv_conf,
+        tls=tls,
     )
 
     # 3. resolve -> order -> race
-    outcome = _race(dial, known)
-    # 4. remember
-    _remember(dial, outcome)
-    # 5. NAT64
-    if outcome.sock is None:
-        outcome = _race_nat64(dial, outcome)
+    race, outcome = _race(dial, known)
+    if outcome.kind != "tcp":
+        # 4. remember
+        _remember(dial, outcome)
+        # 5. NAT64
+        if outcome.sock is None:
+            race, outcome = _race_nat64(dial, race, outcome)
+    if outcome.kind == "tcp":
+        return _stop_for_tls(dial, race, outcome)
     # 6. report
     return _report(dial, outcome)
+
+
+def _stop_for_tls(dial: Dial, race: Race, outcome: Outcome) -> socket.socket:
+    """A ``Later`` race stopped at its first TCP connection: hand that
+    socket over (blocking, with the caller's timeout, as the stdlib returns
+    it) and let the caller finish or abandon the race."""
+    later: Later = dial.tls
+    sock: socket.socket = outcome.sock
+
+    def finish(spec: TlsSpec) -> ssl.SSLSocket:
+        dial.tls = spec
+        done = race.resume(spec)
+        _remember(dial, done)
+        return _report(dial, done)  # type: ignore[return-value]
+
+    def abandon() -> None:
+        done = race.abandon()
+        _remember(dial, done)
+        _report(dial, done)
+
+    try:
+        sock.settimeout(dial.timeout)
+    except BaseException:
+        abandon()
+        raise
+    later.wait_for(sock, finish, abandon)
+    return sock
 
 
 def _effective_timeout(timeout: Any) -> Optional[float]:
@@ -228,7 +280,7 @@ def _connect_one(
 # -- 3. resolve -> order -> race ------------------------------------------------
 
 
-def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
+def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Tuple[Race, Outcome]:
     """Run one race over ``known`` addresses, or over the name's lookups."""
     cfg = dial.config
     order = Orderer(
@@ -254,7 +306,8 @@ def _race(dial: Dial, known: Optional[List[AddrInfo]]) -> Outcome:
             candidates.close()
             dial.connector.close()
             raise
-    return Race(dial, candidates).run()
+    race = Race(dial, candidates, defer_tls=dial.tls is not None and dial.tls.deferred)
+    return race, race.run()
 
 
 def _default_resolver(cfg: Config, dial: Dial) -> Resolver:
@@ -285,8 +338,12 @@ def _remember(dial: Dial, outcome: Outcome) -> None:
     A timeout, an unreachable route, and an attempt still pending when a
     *later-started* attempt won (it had a head start and lost) count against
     the address; a refusal only against the address's port (the host is up).
-    When every attempted address of a family failed that way while the other
-    family connected, the family is remembered as dead for this name.
+    An attempt whose TCP connection worked and whose TLS handshake failed
+    (or lost) is remembered as such for the address's port ("TCP works, TLS
+    does not").  When every attempted address of a family failed in any of
+    these ways but refusing, while the other family connected, the family
+    is remembered as dead for this name.  The RTT taught is the TCP
+    connect's, handshake or not.
     """
     history = dial.history
     if history is None:
@@ -302,9 +359,17 @@ def _remember(dial: Dial, outcome: Outcome) -> None:
         family, port = attempt.info[0], attempt.info[4][1]
         if attempt.result == Attempt.CONNECTED:
             history.record_success(
-                attempt.address, attempt.elapsed, outcome.local, port=port, family=family
+                attempt.address, attempt.tcp_time, outcome.local, port=port, family=family
             )
             recorded = "success"
+        elif attempt.in_tls and attempt.result in (
+            Attempt.FAILED,
+            Attempt.TIMED_OUT,
+            Attempt.LOST,
+        ):
+            history.record_tls_failure(attempt.address, port=port)
+            broken[family] = broken.get(family, True)
+            recorded = "tls failure"
         elif attempt.result in (Attempt.FAILED, Attempt.TIMED_OUT, Attempt.LOST):
             refused = getattr(attempt.error, "errno", None) == errno.ECONNREFUSED
             history.record_failure(attempt.address, port=port, refused=refused)
@@ -349,7 +414,7 @@ def _nat64_may_help(
     return all(find_source(address_of(info), int(info[4][1])) is None for info in tried)
 
 
-def _race_nat64(dial: Dial, outcome: Outcome) -> Outcome:
+def _race_nat64(dial: Dial, race: Race, outcome: Outcome) -> Tuple[Race, Outcome]:
     """When every IPv4 attempt failed because this host cannot route IPv4,
     race the NAT64-synthesized addresses instead (RFC 8305 §7.1 for literals,
     §7.3 for names whose answers were IPv4 only).  Prefix discovery waits at
@@ -358,7 +423,7 @@ def _race_nat64(dial: Dial, outcome: Outcome) -> Outcome:
     if outcome.error is None or not _nat64_may_help(
         dial.config, dial.find_source, tried, dial.families, outcome.error
     ):
-        return outcome
+        return race, outcome
     from .nat64 import synthesized_infos
 
     prefixes = dial.nat64_prefixes or STATE.nat64_prefixes(dial.config)
@@ -375,12 +440,13 @@ def _race_nat64(dial: Dial, outcome: Outcome) -> Outcome:
             discovery=dial.clock() - began,
         )
     if not synthesized:
-        return outcome
+        return race, outcome
     # A second race on the same connector (the first closed its sockets).
-    second = _race(dial, synthesized)
-    _remember(dial, second)
+    race, second = _race(dial, synthesized)
+    if second.kind != "tcp":
+        _remember(dial, second)
     second.attempts[:0] = outcome.attempts
-    return second
+    return race, second
 
 
 # -- 6. report ------------------------------------------------------------------

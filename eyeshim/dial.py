@@ -45,6 +45,7 @@ class Dial:
         "resolver",
         "start",
         "timeout",
+        "tls",
         "trace",
     )
 
@@ -65,6 +66,7 @@ class Dial:
         trace: Optional[Trace],
         start: float,
         resolv_conf: Optional[ResolvConf] = None,
+        tls: Any = None,
     ) -> None:
         #: The name or literal and the port, as the caller gave them.
         self.host, self.port = host, port
@@ -90,6 +92,9 @@ class Dial:
         self.nat64_prefixes = nat64_prefixes
         #: resolv.conf's search rules (None: the system's, read when needed).
         self.resolv_conf = resolv_conf
+        #: The TLS stage (``tls.TlsSpec``, or ``tls.Later`` until the caller
+        #: hands its context over), or None: the race ends at TCP.
+        self.tls = tls
         #: The race's events, or None when nobody listens.
         self.trace = trace
         #: When the call began, on ``clock``.

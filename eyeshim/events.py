@@ -23,14 +23,19 @@ class                 kind         fields
                                    before the next attempt)
 :class:`AttemptFailed` ``failed``  address, errno, error, elapsed,
                                    before_connect, timed_out (the caller's
-                                   timeout, from the attempt's start, ended it)
+                                   timeout, from the attempt's start, ended it),
+                                   tls (it failed in the TLS handshake,
+                                   after its TCP connection worked)
+:class:`TlsStarted`   ``tls``      address, tcp (seconds its TCP connection
+                                   took), next_in (delay before the next
+                                   attempt, now paced by this handshake)
 :class:`Connected`    ``connected`` address, rtt, local (source address)
 :class:`LosersClosed` ``closed``   addresses of attempts closed after the win
 :class:`Nat64`        ``nat64``    ipv4 (found unreachable), synthesized
                                    (IPv6 addresses about to be raced),
                                    discovery (seconds spent on the prefix)
 :class:`Recorded`     ``recorded`` address, outcome (``success``,
-                                   ``failure``, ``lost``)
+                                   ``failure``, ``lost``, ``tls failure``)
 :class:`Done`         ``done``     outcome (``connected``, ``timeout``,
                                    ``failed``, ``resolve failed``), address,
                                    error, elapsed, attempts
@@ -92,6 +97,7 @@ __all__ = [
     "RaceStarted",
     "Recorded",
     "Sorted",
+    "TlsStarted",
     "Trace",
     "counters",
     "format_counters",
@@ -231,14 +237,35 @@ class AttemptStarted(RaceEvent):
 
 class AttemptFailed(RaceEvent):
     kind = "failed"
-    fields = __slots__ = ("address", "errno", "error", "elapsed", "before_connect", "timed_out")
-    defaults: ClassVar[Mapping[str, Any]] = {"before_connect": None, "timed_out": None}
+    fields = __slots__ = (
+        "address",
+        "errno",
+        "error",
+        "elapsed",
+        "before_connect",
+        "timed_out",
+        "tls",
+    )
+    defaults: ClassVar[Mapping[str, Any]] = {
+        "before_connect": None,
+        "timed_out": None,
+        "tls": None,
+    }
     address: str
     errno: Optional[int]
     error: str
     elapsed: float
     before_connect: Optional[bool]  #: True when the socket failed before connect()
     timed_out: Optional[bool]  #: True when the caller's timeout ended the attempt
+    tls: Optional[bool]  #: True when it failed in the TLS handshake (TCP worked)
+
+
+class TlsStarted(RaceEvent):
+    kind = "tls"
+    fields = __slots__ = ("address", "tcp", "next_in")
+    address: str
+    tcp: float  #: seconds its TCP connection took
+    next_in: float  #: the delay before the next attempt, paced by this handshake
 
 
 class Connected(RaceEvent):
@@ -268,7 +295,7 @@ class Recorded(RaceEvent):
     kind = "recorded"
     fields = __slots__ = ("address", "outcome")
     address: str
-    outcome: str  #: success, failure or lost
+    outcome: str  #: success, failure, lost or tls failure
 
 
 class Done(RaceEvent):
@@ -294,6 +321,7 @@ KINDS: Dict[str, type[RaceEvent]] = {
         Sorted,
         AttemptStarted,
         AttemptFailed,
+        TlsStarted,
         Connected,
         LosersClosed,
         Nat64,

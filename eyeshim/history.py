@@ -26,6 +26,12 @@ What a failure says, and so where it is remembered:
   demote ``::1`` for port 443;
 * a **timeout** or **unreachable** says the path to the address is broken:
   remembered per address, whatever the port;
+* a **TLS failure** after a TCP connection that worked (a handshake that
+  stalled, failed or lost the race: a path that drops large packets, a
+  middlebox that passes TCP but not TLS) says "TCP works, TLS does not":
+  remembered per (address, port) like a refusal, and it sends the address
+  behind the others for that port as a failure does (in this process only:
+  the shared history file does not carry it);
 * a **dead family**: when every attempted address of one family of a name
   failed (timed out, unreachable, or overtaken) while the other family
   connected, the family is remembered as dead *for that name*, so the
@@ -116,6 +122,8 @@ class History:
         self._refused: collections.OrderedDict[Tuple[str, Any], float] = collections.OrderedDict()
         # (name, family) -> when every attempted address of the family failed
         self._dead: collections.OrderedDict[Tuple[Any, int], float] = collections.OrderedDict()
+        # (address, port) -> when a TLS handshake failed after TCP connected
+        self._tls: collections.OrderedDict[Tuple[str, Any], float] = collections.OrderedDict()
         #: Called as ``journal(kind, *fields)`` after each lesson (see the
         #: module doc), outside the lock; set by ``state.STATE`` when the
         #: history is shared through a file.  Must not raise.
@@ -159,6 +167,7 @@ class History:
         now = self._clock()
         with self._lock:
             cleared = self._refused.pop((address, port), None) is not None
+            self._tls.pop((address, port), None)
             if family is not None:
                 for key in [key for key in self._dead if key[1] == family]:
                     del self._dead[key]
@@ -208,6 +217,24 @@ class History:
                 journal("refused", address, port)
             else:
                 journal("failed", address)
+
+    def record_tls_failure(self, address: str, *, port: Any = None) -> None:
+        """Remember that TCP to ``address`` worked and the TLS handshake on
+        ``port`` did not (failed, stalled, or lost the race)."""
+        now = self._clock()
+        with self._lock:
+            key = (address, port)
+            self._tls[key] = now
+            self._tls.move_to_end(key)
+            while len(self._tls) > self.max_entries:
+                self._tls.popitem(last=False)
+
+    def tls_failed_recently(self, address: str, port: Any) -> bool:
+        """Did a TLS handshake on ``port`` of ``address`` fail lately?"""
+        now = self._clock()
+        with self._lock:
+            when = self._tls.get((address, port))
+            return when is not None and now - when <= self.failure_ttl
 
     def record_dead_family(self, name: Any, family: int) -> None:
         """Every attempted address of ``family`` failed for ``name`` while the
@@ -263,6 +290,7 @@ class History:
                     self._records.clear()
                     self._refused.clear()
                     self._dead.clear()
+                    self._tls.clear()
                     break
             else:
                 return False
@@ -284,6 +312,7 @@ class History:
             self._records.clear()
             self._refused.clear()
             self._dead.clear()
+            self._tls.clear()
         journal = self.journal
         if journal is not None:
             journal("flush")
@@ -360,8 +389,8 @@ class History:
     ) -> Tuple[Dict[str, Record], frozenset[str]]:
         """What ordering needs, under one acquisition of the lock: the live
         records of ``destinations`` (address -> (family, port)), and the
-        addresses known broken (failed, refused that port, or of a family
-        dead for ``name``).  With ``sources``, first flush on a network
+        addresses known broken (failed, refused that port or failed TLS on
+        it, or of a family dead for ``name``).  With ``sources``, first flush on a network
         change (:meth:`observe_sources`)."""
         if sources is not None:
             self.observe_sources(sources)
@@ -375,21 +404,25 @@ class History:
                 if record is not None:
                     records[address] = record
                 refused = self._refused.get((address, port))
+                tls = self._tls.get((address, port))
                 if (
                     family in dead
                     or (record is not None and record.failures > 0)
                     or (refused is not None and now - refused <= self.failure_ttl)
+                    or (tls is not None and now - tls <= self.failure_ttl)
                 ):
                     broken.append(address)
         return records, frozenset(broken)
 
     def failed_recently(self, address: str, port: Any = None) -> bool:
         """Did ``address`` time out or prove unreachable lately (or refuse
-        ``port``)?"""
+        ``port``, or fail TLS on it)?"""
         record = self.get(address)
         if record is not None and record.failures > 0:
             return True
-        return port is not None and self.refused_recently(address, port)
+        return port is not None and (
+            self.refused_recently(address, port) or self.tls_failed_recently(address, port)
+        )
 
     def refused_recently(self, address: str, port: Any) -> bool:
         now = self._clock()

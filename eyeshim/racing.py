@@ -32,6 +32,16 @@ with their checklist IDs:
 Time and sockets come through a small interface (a connector with a clock)
 so that the same loop runs against a fake network with a fake clock in the
 tests.
+
+TLS (``tls.py``) is a stage of an attempt that lives in its connector; the
+race sees it through one marker.  A connector that runs handshakes reports
+an attempt whose TCP connection completed with :data:`HANDSHAKING` instead
+of an error: the attempt keeps running (a handshake is never aborted because
+another attempt starts), its own timeout now bounds the handshake (the
+stdlib bounds the handshake by the socket timeout from the moment it
+begins), and the next attempt is paced by the time that handshake should
+need instead of the Connection Attempt Delay.  A TLS failure is a failure
+of that address after TCP + TLS time, for the stdlib's walk too.
 """
 
 from __future__ import annotations
@@ -58,13 +68,45 @@ if TYPE_CHECKING:
 else:
     Protocol = object
 
-__all__ = ["Attempt", "Connector", "Outcome", "Race", "SocketConnector", "failure"]
+__all__ = [
+    "HANDSHAKING",
+    "Attempt",
+    "Connector",
+    "Outcome",
+    "Race",
+    "SocketConnector",
+    "failure",
+]
+
+
+class _Handshaking:
+    """The marker type of :data:`HANDSHAKING`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HANDSHAKING"
+
+
+#: What a connector reports for an attempt whose TCP connection has completed
+#: when a TLS handshake follows (instead of None, "connected", or an error).
+HANDSHAKING: Any = _Handshaking()
 
 
 class Attempt:
     """One connection attempt: the address, when it started, how it ended."""
 
-    __slots__ = ("address", "deadline", "ended", "error", "handle", "info", "result", "started")
+    __slots__ = (
+        "address",
+        "connected",
+        "deadline",
+        "ended",
+        "error",
+        "handle",
+        "info",
+        "result",
+        "started",
+    )
 
     #: ``result`` values: how the attempt ended.
     RUNNING, CONNECTED, FAILED, TIMED_OUT, LOST, ABANDONED = (
@@ -73,7 +115,8 @@ class Attempt:
         "failed",  # the connect failed: refused, unreachable, ...
         "timed out",  # still pending when the caller's timeout, from its start, passed
         "lost",  # still pending when a later-started attempt won
-        "abandoned",  # started after the winner, closed when it won
+        "abandoned",  # started after the winner, closed when it won (or when
+        # the stdlib's walk ended in a handshake error)
     )
 
     def __init__(self, info: AddrInfo, handle: Any) -> None:
@@ -81,6 +124,8 @@ class Attempt:
         self.address = address_of(info)
         self.handle = handle
         self.started = math.nan
+        #: when its TCP connection completed, if a TLS handshake followed
+        self.connected = math.nan
         #: when the caller's timeout ends this attempt (None: never)
         self.deadline: Optional[float] = None
         self.ended = math.nan
@@ -90,6 +135,16 @@ class Attempt:
     @property
     def elapsed(self) -> float:
         return self.ended - self.started
+
+    @property
+    def in_tls(self) -> bool:
+        """Whether its TCP connection completed and a TLS handshake followed."""
+        return self.connected == self.connected  # not NaN
+
+    @property
+    def tcp_time(self) -> float:
+        """How long its TCP connection took (the whole attempt without TLS)."""
+        return self.connected - self.started if self.in_tls else self.elapsed
 
     def __repr__(self) -> str:
         return f"Attempt({self.address!r}, started={self.started:.3f}, {self.result})"
@@ -138,7 +193,8 @@ class Connector(Protocol):
     def wait(
         self, timeout: Optional[float], inbox: Optional[Inbox]
     ) -> List[Tuple[Attempt, Optional[OSError]]]:
-        """Block until attempts complete (returned with None or their error),
+        """Block until attempts complete (returned with None or their error;
+        :data:`HANDSHAKING` when TCP completed and a TLS handshake follows),
         an answer reaches ``inbox`` (when given), or ``timeout`` passes."""
         ...
 
@@ -260,10 +316,16 @@ class SocketConnector:
             if not isinstance(waiting, Attempt):
                 waiting()  # the inbox's: a DNS answer to read
                 continue
-            self._unwatch(fd)
-            code = waiting.handle.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            done.append((waiting, None if code == 0 else OSError(code, os.strerror(code))))
+            self._progress(fd, waiting, done)
         return done
+
+    def _progress(
+        self, fd: int, attempt: Attempt, done: List[Tuple[Attempt, Optional[OSError]]]
+    ) -> None:
+        """``attempt``'s descriptor is ready: its connect completed or failed."""
+        self._unwatch(fd)
+        code = attempt.handle.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        done.append((attempt, None if code == 0 else OSError(code, os.strerror(code))))
 
     def discard(self, attempt: Attempt) -> None:
         if self._open.pop(id(attempt), None) is None:
@@ -314,6 +376,8 @@ class _SelectPoller:  # pragma: no cover - platforms without poll()
     def unregister(self, fd: int) -> None:
         del self._fds[fd]
 
+    modify = register
+
     def poll(self, timeout_ms: Optional[int]) -> List[Tuple[int, int]]:
         readers = [fd for fd, ev in self._fds.items() if ev & _READABLE]
         writers = [fd for fd, ev in self._fds.items() if ev & _WRITABLE]
@@ -348,7 +412,8 @@ class Outcome:
         self.sock: Any = None
         #: What to raise when there is no winner.
         self.error: Optional[BaseException] = None
-        #: ``connected``, ``timeout``, ``failed`` or ``resolve failed``.
+        #: ``connected``, ``timeout``, ``failed`` or ``resolve failed``; ``tcp``
+        #: while a race waits for its TLS context (``Race.run`` with ``defer_tls``).
         self.kind = "failed"
         #: Addresses of attempts closed because another one won.
         self.losers: List[str] = []
@@ -387,13 +452,20 @@ class Race:
     later (tests/test_never_worse_than_stock.py checks this as a property).
     """
 
-    def __init__(self, dial: Dial, candidates: Candidates) -> None:
+    def __init__(self, dial: Dial, candidates: Candidates, defer_tls: bool = False) -> None:
         self.dial = dial
         self.candidates = candidates
         self.connector = dial.connector
         self._trace = dial.trace
         self._outcome = Outcome()
         self._running: List[Attempt] = []
+        # A TLS stage whose context the caller hands over later (resume()):
+        # the race stops at the first TCP connection and keeps the rest.
+        self._defer_tls = defer_tls
+        # Keys of the addresses whose TLS handshake failed (TCP had worked),
+        # and when the stdlib's walk ends in one of those handshakes.
+        self._tls_failed: Set[Tuple[Any, ...]] = set()
+        self._stock_ends: Optional[float] = None
         # (address, error) of every failure, including sockets that failed
         # before connect() (those never became attempts)
         self._failures: List[Tuple[AddrInfo, BaseException]] = []
@@ -485,7 +557,10 @@ class Race:
                 error=str(error),
                 elapsed=now - attempt.started,
                 timed_out=True if result == Attempt.TIMED_OUT else None,
+                tls=True if attempt.in_tls else None,
             )
+        if attempt.in_tls:
+            self._tls_failed.add(_key(attempt.info))
         self._failures.append((attempt.info, error))
         self._tried[_key(attempt.info)] = now - attempt.started
         # A failure frees its slot: the next address is tried at once.
@@ -496,7 +571,45 @@ class Race:
         for attempt in [a for a in self._running if a.deadline is not None and now >= a.deadline]:
             self._running.remove(attempt)
             self.connector.discard(attempt)
-            self._failed(attempt, self._timeout_error(), now, Attempt.TIMED_OUT)
+            self._failed(attempt, self._timeout_error(attempt), now, Attempt.TIMED_OUT)
+
+    def _handshaking(self, attempt: Attempt, now: float) -> None:
+        """``attempt``'s TCP connection completed; its TLS handshake follows."""
+        attempt.connected = now
+        if self._defer_tls:
+            return  # the race stops at this turn's end (see run())
+        self._tls_started(attempt, now)
+
+    def _tls_started(self, attempt: Attempt, now: float) -> None:
+        """The handshake of ``attempt`` began at ``now``.
+
+        The stdlib bounds a handshake by the socket timeout from the moment
+        it begins, so the caller's timeout now bounds the handshake.  The
+        next attempt waits for the time this handshake should need (HE v3:
+        TCP has completed, TLS is under way), from the TCP time just
+        measured, not for the Connection Attempt Delay, which was about a
+        lost SYN; behind an older attempt's handshake it only waits longer.
+        """
+        timeout = self.dial.timeout
+        attempt.deadline = None if timeout is None else now + timeout
+        cfg = self.dial.config
+        spec = self.dial.tls
+        delay = spec.handshake_delay(
+            attempt.connected - attempt.started,
+            cfg.min_connection_attempt_delay,
+            cfg.max_connection_attempt_delay,
+        )
+        if attempt.started == self._last_start:
+            self._next_start = now + delay
+        else:
+            self._next_start = max(self._next_start, now + delay)
+        if self._trace is not None:
+            self._trace(
+                events.TlsStarted,
+                address=attempt.address,
+                tcp=attempt.connected - attempt.started,
+                next_in=self._next_start - now,
+            )
 
     def _stock_due(self) -> Optional[Tuple[AddrInfo, float]]:
         """The address the stdlib's walk has reached without the race having
@@ -516,11 +629,20 @@ class Race:
             took = self._tried[key]
             if took is None:
                 return None  # still running: the stdlib would be waiting on it too
+            if key in self._tls_failed:
+                # The stdlib's walk ends at the first address whose TCP
+                # connect works: it raises that handshake's error then.
+                if self._stock_ends is None:
+                    self._stock_ends = self._walk_time + took
+                return None
             self._walk_time += took
             self._walked += 1
         return None
 
-    def _timeout_error(self) -> OSError:
+    def _timeout_error(self, attempt: Optional[Attempt] = None) -> OSError:
+        if attempt is not None and attempt.in_tls:
+            # What ssl raises when the socket timeout ends a handshake.
+            return socket.timeout("The handshake operation timed out")
         if self.dial.timeout == 0:
             # timeout=0 is a non-blocking socket: the stdlib's connect()
             # raises "in progress" at once.
@@ -573,6 +695,14 @@ class Race:
         walk = self.candidates.stock_walk()
         rank = {_key(info): n for n, info in enumerate(walk[0])} if walk is not None else {}
         failures.sort(key=lambda failure: rank.get(_key(failure[0]), len(rank)))
+        tls = [error for info, error in failures if _key(info) in self._tls_failed]
+        if tls:
+            # The stdlib's walk ends at the first address whose TCP connect
+            # works; its handshake's error is what the caller gets, alone
+            # (all_errors is about the TCP walk).
+            outcome.kind = "timeout" if isinstance(tls[0], socket.timeout) else "failed"
+            outcome.error = tls[0]
+            return
         errors = [error for _, error in failures]
         if all(isinstance(e, socket.timeout) for e in errors):
             outcome.kind = "timeout"
@@ -582,16 +712,91 @@ class Race:
 
     def run(self) -> Outcome:
         """Race to the end; the outcome holds the winner or the error.  Every
-        socket but the winner's is closed, whatever happens."""
+        socket but the winner's is closed, whatever happens.
+
+        With ``defer_tls`` the race stops at the first TCP connection
+        (``outcome.kind`` is ``"tcp"``, ``outcome.sock`` that socket, still
+        the race's) and keeps every other attempt: :meth:`resume` runs the
+        handshakes when the caller has its TLS context, :meth:`abandon`
+        ends the race there."""
+        return self._run(self._loop)
+
+    def resume(self, tls: Any) -> Outcome:
+        """Go on after a stop at the first TCP connection, with handshakes:
+        every attempt connected so far starts its handshake now."""
+        self._defer_tls = False
+        outcome = self._outcome
+        outcome.kind, outcome.sock, outcome.winner = "failed", None, None
+
+        def go() -> bool:
+            now = self.connector.now()
+            started = self.connector.start_tls(tls)  # type: ignore[attr-defined]
+            for attempt, error in started:
+                if error is HANDSHAKING:
+                    self._tls_started(attempt, now)
+            if self._settle([a for a in started if a[1] is not HANDSHAKING], now):
+                return False
+            return self._loop()
+
+        return self._run(go)
+
+    def abandon(self) -> Outcome:
+        """End a race stopped at its first TCP connection there: that
+        connection wins, as in a race without TLS."""
+        self._defer_tls = False
+        outcome = self._outcome
+        winner = outcome.winner
+        assert winner is not None
+
+        def win() -> bool:
+            outcome.winner = None
+            for attempt in self._running:
+                # No handshake was tried: not a TLS failure of anyone's.
+                attempt.connected = math.nan
+            self._win([winner], winner.ended)
+            return False
+
+        return self._run(win)
+
+    def _run(self, loop: Callable[[], bool]) -> Outcome:
+        stopped = False
         try:
-            self._loop()
+            stopped = loop()
         finally:
-            self.candidates.close()
-            self.connector.close()
-            self._outcome.ended = self.connector.now()
+            if not stopped:
+                self.candidates.close()
+                self.connector.close()
+                self._outcome.ended = self.connector.now()
         return self._outcome
 
-    def _loop(self) -> None:
+    def _settle(self, finished: List[Tuple[Attempt, Optional[OSError]]], now: float) -> bool:
+        """Take what the connector reported; True when the race is over
+        (won), or stops at a TCP connection (``defer_tls``)."""
+        connector = self.connector
+        winners = []
+        for attempt, error in finished:
+            if error is None:
+                winners.append(attempt)
+            elif error is HANDSHAKING:
+                self._handshaking(attempt, now)
+            elif attempt in self._running:
+                self._running.remove(attempt)
+                connector.discard(attempt)
+                self._failed(attempt, error, now)
+        if winners:
+            self._win(winners, now)
+            return True
+        if self._defer_tls:
+            tcp = [a for a in self._running if a.in_tls]
+            if tcp:
+                first = min(tcp, key=lambda a: a.started)
+                outcome = self._outcome
+                outcome.kind, outcome.winner, outcome.sock = "tcp", first, first.handle
+                first.ended = first.connected
+                return True
+        return False
+
+    def _loop(self) -> bool:
         connector = self.connector
         candidates = self.candidates
         while True:
@@ -600,6 +805,9 @@ class Race:
             if self._running:
                 self._expire(now)
             due = self._stock_due()
+            if self._stock_ends is not None and now >= self._stock_ends:
+                self._give_up(now)
+                return False
             overdue = due is not None and due[1] < now
             if due is not None and self._running and self._running[-1].started == self._last_start:
                 # Never two starts at once (R15): while the latest attempt
@@ -616,33 +824,33 @@ class Race:
                 winner = self._start(info)
                 if winner is not None:
                     self._win([winner], winner.started)
-                    return
+                    return False
                 continue
             if not self._running and candidates.exhausted:
                 self._fail()
-                return
+                return False
             wake = self._next_wakeup(due[1] if due is not None else None)
             timeout = None if wake is None else max(0.0, wake - now)
             finished = connector.wait(timeout, candidates.inbox if candidates.pending else None)
-            if not finished:
-                continue
-            now = connector.now()
-            winners = []
-            for attempt, error in finished:
-                if error is None:
-                    winners.append(attempt)
-                else:
-                    self._running.remove(attempt)
-                    connector.discard(attempt)
-                    self._failed(attempt, error, now)
-            if winners:
-                self._win(winners, now)
-                return
+            if finished and self._settle(finished, connector.now()):
+                return self._outcome.kind == "tcp"
+
+    def _give_up(self, now: float) -> None:
+        """The stdlib would have raised a handshake's error by now: so does
+        the race, never later and never hanging on where the stdlib ended
+        (the attempts still running are closed)."""
+        for attempt in self._running:
+            attempt.result, attempt.ended = Attempt.ABANDONED, now
+            self.connector.discard(attempt)
+        self._running = []
+        self._fail()
 
     def _next_wakeup(self, stock_due: Optional[float]) -> Optional[float]:
         times = [a.deadline for a in self._running if a.deadline is not None]
         if stock_due is not None:
             times.append(stock_due)
+        if self._stock_ends is not None:
+            times.append(self._stock_ends)
         if self.candidates.ready:
             times.append(self._next_start)
         # The Resolution Delay (when the gate is shut) or a resolver's timer.

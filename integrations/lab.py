@@ -446,6 +446,7 @@ class Lab:
         persistent: bool = False,
         replace: bool = False,
         nat64: bool = False,
+        tls: bool = False,
     ) -> None:
         if not _NAME_RE.match(name):
             raise ValueError(f"lab name must match {_NAME_RE.pattern}: {name!r}")
@@ -457,6 +458,8 @@ class Lab:
             raise ValueError(f"unknown client roles {unknown}; known: {sorted(known)}")
         # The IPv6-only client only makes sense behind the NAT64 gateway, and vice versa.
         self.nat64 = nat64 or any(r in NAT64_CLIENTS for r in roles)
+        # HTTPS on 443 (certificates made with trustme at start-up; see docs/lab.md).
+        self.tls = tls
         if self.nat64:
             roles += [r for r in NAT64_CLIENTS if r not in roles]
         self.clients: dict[str, ClientSpec] = {r: known[r] for r in roles}
@@ -468,8 +471,16 @@ class Lab:
         self.state_dir = _state_dir(name)
         self._initial_broken = list(broken)
         # Addresses currently in the nft sets, per kind ("drop" -> drop4/drop6, ...).
-        self._blocked: dict[str, set[str]] = {"drop": set(), "refuse": set(), "unreach": set()}
+        self._blocked: dict[str, set[str]] = {
+            "drop": set(),
+            "refuse": set(),
+            "unreach": set(),
+            "mtu": set(),
+        }
         self._latency: dict[str, float] = {}
+        # Addresses whose every packet (not only the SYN) is delayed.
+        self._latency_all: set[str] = set()
+        self._tls_behaviour: dict[str, list[str]] = {"silent": [], "bad_names": []}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._up = False
         self.timings: dict[str, float] = {}
@@ -641,6 +652,9 @@ class Lab:
 
         # Servers take ~100 ms to import and bind; start them now and do the rest meanwhile.
         server_args = ["--dns", DNS_V4, "--dns", DNS_V6]
+        if self.tls:
+            self._make_certificates()
+            server_args += ["--tls-dir", str(self.tls_dir)]
         if self.nat64:
             server_args += ["--dns64", DNS64_V6, "--dns64-prefix", NAT64_PREFIX]
         servers = self._spawn(
@@ -704,6 +718,52 @@ class Lab:
                 raise LabError(f"tayga {state} before attaching to {NAT64_TUN}:\n{tail}")
             time.sleep(0.002)
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.state_dir / "tls"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The CA that signed the HTTPS servers' certificate (clients trust it with this file)."""
+        return self.tls_dir / "ca.pem"
+
+    def _make_certificates(self) -> None:
+        """A CA and a certificate for ``example.org`` and ``*.example.org`` (``good.pem``), and
+        the same names from a CA nobody trusts (``bad.pem``). RSA 2048, as most servers use:
+        the server's first TLS flight is then larger than 1280 bytes, which is what a path MTU
+        black hole eats."""
+        try:
+            import trustme
+        except ImportError as exc:
+            raise LabUnavailable("trustme is not installed (the test extras have it)") from exc
+        self.tls_dir.mkdir(parents=True, exist_ok=True)
+        names = (self.zone.origin, f"*.{self.zone.origin}")
+        rsa = trustme.KeyType.RSA
+        ca = trustme.CA(key_type=rsa)
+        ca.cert_pem.write_to_path(str(self.tls_ca))
+        for authority, file in ((ca, "good.pem"), (trustme.CA(key_type=rsa), "bad.pem")):
+            leaf = authority.issue_cert(*names, key_type=rsa)
+            leaf.private_key_and_cert_chain_pem.write_to_path(str(self.tls_dir / file))
+        self._write_tls_behaviour()
+
+    def _write_tls_behaviour(self) -> None:
+        path = self.tls_dir / "tls.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._tls_behaviour))
+        os.replace(tmp, path)
+
+    def silence_tls(self, *addresses: str) -> None:
+        """HTTPS on ``addresses`` accepts TCP and never answers the ClientHello (a middlebox
+        that passes TCP but not TLS)."""
+        self._tls_behaviour["silent"] = sorted({*self._tls_behaviour["silent"], *addresses})
+        self._write_tls_behaviour()
+
+    def set_bad_certificate(self, *names: str) -> None:
+        """HTTPS for these names (SNI, fully qualified) presents a certificate from a CA nobody
+        trusts, on every address."""
+        self._tls_behaviour["bad_names"] = sorted({*self._tls_behaviour["bad_names"], *names})
+        self._write_tls_behaviour()
+
     def _write_meta(self) -> None:
         meta = {
             "name": self.name,
@@ -750,6 +810,8 @@ table inet {NFT_TABLE} {{
     set refuse6 {{ type ipv6_addr; }}
     set unreach4 {{ type ipv4_addr; }}
     set unreach6 {{ type ipv6_addr; }}
+    set mtu4 {{ type ipv4_addr; }}
+    set mtu6 {{ type ipv6_addr; }}
     chain input {{
         type filter hook input priority 0; policy accept;
         tcp flags & (syn | ack) == syn ip daddr @drop4 drop
@@ -758,6 +820,13 @@ table inet {NFT_TABLE} {{
         tcp flags & (syn | ack) == syn ip6 daddr @refuse6 reject with tcp reset
         ip daddr @unreach4 reject with icmp type host-unreachable
         ip6 daddr @unreach6 reject with icmpv6 type addr-unreachable
+        ip daddr @mtu4 meta length > 1280 drop
+        ip6 daddr @mtu6 meta length > 1280 drop
+    }}
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        ip saddr @mtu4 meta length > 1280 drop
+        ip6 saddr @mtu6 meta length > 1280 drop
     }}
 }}
 """
@@ -851,9 +920,11 @@ table inet {NFT_TABLE} {{
         """Make connects to ``addresses`` fail: ``drop`` (SYN dropped: timeout), ``refuse``
         (TCP reset: ECONNREFUSED at once) or ``unreach`` (an ICMP host-unreachable, as a
         router on the path sends it: EHOSTUNREACH; for IPv6 only after the SYN's
-        retransmit on a link without latency, see docs/lab.md)."""
+        retransmit on a link without latency, see docs/lab.md) or ``mtu`` (every packet
+        larger than 1280 bytes to or from it is dropped and no ICMP says so: a path MTU black
+        hole; TCP connects, a TLS server's certificate never arrives)."""
         if how not in self._blocked:
-            raise ValueError(f"how must be 'drop', 'refuse' or 'unreach', not {how!r}")
+            raise ValueError(f"how must be 'drop', 'refuse', 'unreach' or 'mtu', not {how!r}")
         new = [a for a in addresses if a not in self._blocked[how]]
         self._nft_elements("add", how, new)
         self._blocked[how].update(new)
@@ -887,9 +958,11 @@ table inet {NFT_TABLE} {{
             # One nft process for both families; the file is applied atomically.
             self.run(SERVER_ROLE, ["nft", "-f", "-"], input="".join(lines), check=True)
 
-    def set_latency(self, address: str, delay_ms: float) -> None:
+    def set_latency(self, address: str, delay_ms: float, every_packet: bool = False) -> None:
         """Delay every TCP SYN to ``address`` by ``delay_ms`` (NFQUEUE + delayed verdict), so
-        connects to it take that much longer. Starts the NFQUEUE daemon on first use."""
+        connects to it take that much longer; with ``every_packet``, every TCP packet to it (a
+        path with that much more round-trip time: the TLS handshake and each request wait too).
+        Starts the NFQUEUE daemon on first use."""
         first = address not in self._latency
         self._latency[address] = float(delay_ms)
         # Table first, rule second: a packet queued by the new rule always finds its delay.
@@ -913,12 +986,15 @@ table inet {NFT_TABLE} {{
                 self._procs.pop("nfqueue", None)
                 raise LabUnavailable(f"NFQUEUE daemon failed: {exc}") from exc
         if first:
+            if every_packet:
+                self._latency_all.add(address)
             self._iptables("-A", address)
         self._write_meta()
 
     def clear_latency(self, address: str) -> None:
         if address in self._latency:
             self._iptables("-D", address)
+            self._latency_all.discard(address)
             del self._latency[address]
             self._write_latency()
             self._write_meta()
@@ -927,7 +1003,9 @@ table inet {NFT_TABLE} {{
         tool = "ip6tables" if ":" in address else "iptables"
         # mangle PREROUTING sees the SYN as it arrives from the bridge, before the nft input
         # chain, so a delayed-and-broken address is delayed first, then dropped.
-        rule = ["-t", "mangle", op, "PREROUTING", "-d", address, "-p", "tcp", "--syn"]
+        rule = ["-t", "mangle", op, "PREROUTING", "-d", address, "-p", "tcp"]
+        if address not in self._latency_all:
+            rule.append("--syn")
         rule += ["-j", "NFQUEUE", "--queue-num", str(NFQUEUE_NUM)]
         proc = self.run(SERVER_ROLE, [tool, "-w", *rule])
         if proc.returncode:

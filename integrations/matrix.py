@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from integrations.cell import MODES, STACKS
+from integrations.cell import CONNECTIONS, HTTPS_ONLY, MODES, STACKS
 from integrations.lab import REPO_ROOT, RESOLV_CONF, Lab, LabError, LabUnavailable
 from integrations.scenarios import (
     BROKEN,
@@ -34,6 +34,7 @@ from integrations.scenarios import (
     SEARCH,
     UNREACHABLE,
     Scenario,
+    apply_tls_impairments,
     matrix_zone,
 )
 from integrations.topology import CLIENTS, short_address
@@ -45,6 +46,9 @@ CONNECT_MARGIN = 0.5
 # "Slower than stock beyond noise": both ran the same scenario, eyeshim took > 1.5x + 100 ms.
 SLOWER_FACTOR = 1.5
 SLOWER_SLACK = 0.1
+# pip runs its resolver in the cell (hundreds of ms of CPU): with 8 cells at a time on 2 cores
+# the same pip run varies by a few hundred ms.
+STACK_SLACK = {"pip": 0.5}
 DEFAULT_TIMEOUT = 5.0
 # Measured on the 2-core machine (docs/lab.md): up to 10 cells at once keep connect times of
 # the fast cells within a few ms of a serial run; beyond that Python start-up (CPU bound)
@@ -55,6 +59,9 @@ FULL_CLIENTS = ("ds", "v4", "nr", "d6", "dsg")
 QUICK_CLIENTS = ("ds", "v4", "dsg")
 
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+# requests (and pip's copy) prefer these to a session's own CA file: the HTTPS cells trust the
+# lab's CA, given explicitly.
+_CA_VARS = {"requests_ca_bundle", "curl_ca_bundle"}
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ def build_cells(
         for client in scenario.clients
         if client in clients
         for stack in stacks
+        if stack not in HTTPS_ONLY or scenario.scheme == "https"
         for mode in modes
     ]
     return sorted(cells, key=lambda c: c.slow_first())
@@ -93,10 +101,13 @@ def build_cells(
 
 def _cell_env() -> dict[str, str]:
     # The lab is not reachable through any proxy; drop proxy settings from the environment.
-    return {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
+    return {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS | _CA_VARS}
 
 
 def run_cell(lab: Lab, cell: Cell, timeout: float) -> dict[str, Any]:
+    https = (
+        ["--scheme", "https", "--ca", str(lab.tls_ca)] if cell.scenario.scheme == "https" else []
+    )
     argv = lab.exec_argv(
         cell.client,
         [
@@ -115,6 +126,7 @@ def run_cell(lab: Lab, cell: Cell, timeout: float) -> dict[str, Any]:
             cell.scenario.host,
             "--timeout",
             str(cell.scenario.timeout or timeout),
+            *https,
         ],
     )
     base = {"scenario": cell.scenario.key, "client": cell.client}
@@ -201,6 +213,9 @@ def check(
       or the DNS delay of the fastest family with a working address);
     - eyeshim slower than stock by more than ``SLOWER_FACTOR`` x + ``SLOWER_SLACK`` where both
       had the same outcome (both connected, or both failed).
+
+    HTTPS scenarios add the stack's own time on the healthy HTTPS row (``t0``, stock) to the
+    best case: the handshake, and for pip its resolver and two requests.
     """
     by_key = {(r["scenario"], r["client"], r["stack"], r["mode"]): r for r in results}
     scenarios = {s.key: s for s in SCENARIOS}
@@ -214,6 +229,12 @@ def check(
             continue
         scenario = scenarios[skey]
         best = scenario.best_case(client)
+        if best is not None and scenario.min_time:
+            # A slow path costs its round trips on every connection the stack makes.
+            best += scenario.min_time * (CONNECTIONS.get(stack, 1) - 1)
+        healthy = by_key.get(("t0", client, stack, "stock"))
+        if best is not None and scenario.scheme == "https" and healthy is not None:
+            best += healthy.get("elapsed") or 0.0
         elapsed = eye.get("elapsed")
         if best is not None:
             if eye["outcome"] != "ok":
@@ -233,7 +254,7 @@ def check(
                 problems.append(f"{where}: eyeshim took {elapsed:.3f} s > {bound:.2f} s")
         stock = by_key.get((skey, client, stack, "stock"))
         if stock and stock["outcome"] == eye["outcome"] and stock.get("elapsed") is not None:
-            limit = stock["elapsed"] * slower_factor + slower_slack
+            limit = stock["elapsed"] * slower_factor + slower_slack + STACK_SLACK.get(stack, 0.0)
             if elapsed is not None and elapsed > limit:
                 problems.append(
                     f"{where}: eyeshim {elapsed:.3f} s vs stock "
@@ -325,9 +346,19 @@ def render_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "one tiny HTTP exchange; interpreter start-up excluded). The winner is the server "
         "address named in the response body. urllib3 runs with `retries=False` (one attempt, "
         "like requests' default adapter).",
+        "- HTTPS rows (`t0`-`t5`, dual-stack client): HTTPS on port 443 with a lab CA the cells "
+        "trust; IPv6 addresses in the client's own 2001:db8 prefix (preferred over IPv4, as on "
+        "most hosts): `::1280✗mtu` drops packets larger than 1280 bytes both ways (nftables, no "
+        "ICMP: TCP connects, the certificate never arrives), `::5✗tls` accepts TCP and never "
+        "answers the ClientHello, `::300+300ms` holds every packet 300 ms (NFQUEUE); `t4` "
+        "presents a certificate from a CA nobody trusts. The `pip` column runs `pip download` "
+        "of the lab index's one package (two HTTPS connections, `--retries 0`) in the cell's "
+        "process. Their eyeshim cells also install the TLS integrations (`https`, "
+        "`urllib3-https`, `pip-https`; opt-in for now).",
         "- `✓ .34 3 ms`: connected to 10.64.78.34 after 3 ms. `✗ timeout 5.00 s`: the error "
         "and when it was raised (`dns`: name resolution failed; `EADDRNOTAVAIL`/`ENETUNREACH`: "
-        "no IPv6 on that client). `n/a`: eyeshim mode could not run "
+        "no IPv6 on that client; `certificate`: the TLS certificate was refused). `n/a`: "
+        "eyeshim mode could not run "
         "(`eyeshim.install` unavailable).",
         "",
     ]
@@ -433,11 +464,14 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     start = time.perf_counter()
     try:
-        with Lab(args.name, clients=clients, zone=matrix_zone(), broken=BROKEN) as lab:
+        tls = any(cell.scenario.scheme == "https" for cell in cells)
+        with Lab(args.name, clients=clients, zone=matrix_zone(), broken=BROKEN, tls=tls) as lab:
             lab.break_address(*UNREACHABLE, how="unreach")
             for role in clients:
                 if CLIENTS[role].nameserver is None:
                     lab.set_etc(role, "resolv.conf", RESOLV_CONF + f"search {' '.join(SEARCH)}\n")
+            if tls:
+                apply_tls_impairments(lab)
             print(
                 f"lab up in {lab.timings['up'] * 1000:.0f} ms; running {len(cells)} cells, "
                 f"{args.concurrency} at a time",

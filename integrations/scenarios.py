@@ -9,9 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from integrations.dnszone import Impairment, Zone
-from integrations.topology import CLIENTS, short_address
+from integrations.topology import (
+    CLIENTS,
+    TLS_V6_MTU,
+    TLS_V6_OK,
+    TLS_V6_SILENT,
+    TLS_V6_SLOW,
+    short_address,
+)
 
-__all__ = ["BROKEN", "SCENARIOS", "SEARCH", "UNREACHABLE", "Scenario", "matrix_zone"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from integrations.lab import Lab
+
+__all__ = [
+    "BROKEN",
+    "SCENARIOS",
+    "SEARCH",
+    "TLS_BROKEN",
+    "UNREACHABLE",
+    "Scenario",
+    "apply_tls_impairments",
+    "matrix_zone",
+]
 
 V4_OK = "10.64.78.34"
 V4_BROKEN_A = "10.64.78.33"
@@ -25,6 +45,12 @@ V4_UNREACHABLE = "10.64.78.36"
 # Broken like in the seed: SYNs to these are dropped, so connects just time out.
 BROKEN = (V4_BROKEN_A, V4_BROKEN_B, V6_BROKEN_A, V6_BROKEN_B)
 UNREACHABLE = (V4_UNREACHABLE,)
+# HTTPS: TCP connects, the TLS handshake never completes (a path MTU black hole eating the
+# server's certificate flight; a middlebox that never passes the ClientHello on).
+TLS_BROKEN = (TLS_V6_MTU, TLS_V6_SILENT)
+# HTTPS: every packet to it held 300 ms (NFQUEUE): a slow path whose handshake still works.
+TLS_SLOW_MS = 300
+TLS_MARKS = {TLS_V6_MTU: "✗mtu", TLS_V6_SILENT: "✗tls", TLS_V6_SLOW: f"+{TLS_SLOW_MS}ms"}
 
 # Where each kind of scenario runs: the seed's two clients, plus (full runs) the other variants.
 SEED_CLIENTS = ("v4", "ds", "nr", "d6")
@@ -48,6 +74,12 @@ class Scenario:
     decoys: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
     #: extra environment of the eyeshim cells (e.g. EYESHIM_RESOLVER)
     env: tuple[tuple[str, str], ...] = ()
+    #: "https": the cells fetch https://HOST/ (the "t" scenarios; pip runs there too)
+    scheme: str = "http"
+    #: every address presents a certificate the client does not trust
+    bad_certificate: bool = False
+    #: seconds a perfect client needs on the fastest working path beyond DNS (slow paths)
+    min_time: float = 0.0
 
     @property
     def host(self) -> str:
@@ -58,8 +90,12 @@ class Scenario:
         parts = []
         for address in (*self.a, *self.aaaa):
             mark = "✗" if address in BROKEN else "⊘" if address in UNREACHABLE else ""
+            if self.scheme == "https":
+                mark += TLS_MARKS.get(address, "")
             parts.append(f"{short_address(address)}{mark}")
         text = " ".join(parts) or "(none)"
+        if self.bad_certificate:
+            text += "; untrusted certificate"
         for rtype, imp in self.impair.items():
             if imp.drop:
                 text += f"; {rtype} lost"
@@ -81,6 +117,10 @@ class Scenario:
             if rtype == "AAAA" and not spec.has_ipv6_route:
                 continue
             out.extend(a for a in addresses if a not in BROKEN and a not in UNREACHABLE)
+        if self.scheme == "https":
+            if self.bad_certificate:
+                return []
+            out = [a for a in out if a not in TLS_BROKEN]
         return out
 
     def best_case(self, role: str) -> float | None:
@@ -90,7 +130,7 @@ class Scenario:
         for rtype, addresses in (("A", self.a), ("AAAA", self.aaaa)):
             if any(a in self.working(role) for a in addresses):
                 delays.append(self.impair.get(rtype, Impairment()).delay_ms / 1000.0)
-        return min(delays) if delays else None
+        return min(delays) + self.min_time if delays else None
 
 
 _BOTH = ((V4_OK,), (V6_OK,))
@@ -170,6 +210,71 @@ SCENARIOS: tuple[Scenario, ...] = (
 #: The search list every matrix client has in its resolv.conf.  The other scenarios' names
 #: have more dots than ndots (1), so they are tried as they are first and never see it.
 SEARCH = ("lab.test", "example.org")
+
+_HTTPS = ("ds",)
+_V4_V6 = ((V4_OK,), (TLS_V6_OK,))
+
+SCENARIOS += (
+    # HTTPS: TCP works and the TLS handshake does not (or is slow). Run on the dual-stack client,
+    # where the IPv6 address (in its own 2001:db8 prefix) is preferred, as on most hosts.
+    Scenario("t0", "HTTPS, IPv4 + IPv6", *_V4_V6, clients=_HTTPS, group="tls", scheme="https"),
+    Scenario(
+        "t1",
+        "HTTPS, IPv6 drops packets > 1280 bytes",
+        (V4_OK,),
+        (TLS_V6_MTU,),
+        clients=_HTTPS,
+        group="tls",
+        scheme="https",
+    ),
+    Scenario(
+        "t2",
+        "HTTPS, IPv6 accepts TCP, never answers TLS",
+        (V4_OK,),
+        (TLS_V6_SILENT,),
+        clients=_HTTPS,
+        group="tls",
+        scheme="https",
+    ),
+    Scenario(
+        "t3",
+        f"HTTPS, IPv6 {TLS_SLOW_MS} ms slower (TLS too), IPv4 fine",
+        (V4_OK,),
+        (TLS_V6_SLOW,),
+        clients=_HTTPS,
+        group="tls",
+        scheme="https",
+    ),
+    Scenario(
+        "t4",
+        "HTTPS, certificate fails verification on both",
+        *_V4_V6,
+        clients=_HTTPS,
+        group="tls",
+        scheme="https",
+        bad_certificate=True,
+    ),
+    # The slow handshake is the only way: it must not be aborted when IPv4 is tried. A perfect
+    # client needs three round trips of 300 ms (TCP, TLS, the request).
+    Scenario(
+        "t5",
+        f"HTTPS, IPv6 {TLS_SLOW_MS} ms slower (TLS too), IPv4 broken",
+        (V4_BROKEN_A,),
+        (TLS_V6_SLOW,),
+        clients=_HTTPS,
+        group="tls",
+        scheme="https",
+        min_time=3 * TLS_SLOW_MS / 1000,
+    ),
+)
+
+
+def apply_tls_impairments(lab: Lab) -> None:
+    """Set up the "t" scenarios' impairments in a lab started with ``tls=True``."""
+    lab.break_address(TLS_V6_MTU, how="mtu")
+    lab.silence_tls(TLS_V6_SILENT)
+    lab.set_latency(TLS_V6_SLOW, TLS_SLOW_MS, every_packet=True)
+    lab.set_bad_certificate(*(s.host for s in SCENARIOS if s.bad_certificate))
 
 
 def matrix_zone() -> Zone:

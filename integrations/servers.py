@@ -1,4 +1,5 @@
-"""The lab's server process: HTTP on port 80 of every server address plus the impaired DNS.
+"""The lab's server process: HTTP on port 80 of every server address plus the impaired DNS,
+and with ``--tls-dir`` HTTPS on port 443 (a simple package index for pip included).
 
 Run inside the server namespace by the lab::
 
@@ -68,6 +69,134 @@ class _HTTPServer6(_HTTPServer):
         # the handler still reports the specific address that was reached.
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         super().server_bind()
+
+
+# The one package of the HTTPS index (``pip download`` cells). Its version names the server
+# address that served the index page, so the cell learns which address won.
+PROBE_PACKAGE = "eyeshim-lab-probe"
+
+
+def probe_wheel(version: str) -> tuple[str, bytes]:
+    """A minimal valid wheel of the probe package at ``version``: (file name, bytes)."""
+    import base64
+    import hashlib
+    import io
+    import zipfile
+
+    dist = f"eyeshim_lab_probe-{version}"
+    files = {
+        "eyeshim_lab_probe/__init__.py": b"",
+        f"{dist}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: {PROBE_PACKAGE}\nVersion: {version}\n"
+        ).encode(),
+        f"{dist}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: eyeshim-lab\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}.dist-info/RECORD,,")
+    files[f"{dist}.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data)
+    return f"{dist}-py3-none-any.whl", out.getvalue()
+
+
+class _HTTPSHandler(_Handler):
+    """``/`` as over HTTP, plus the index: ``/simple/<package>/`` links one wheel whose version
+    names the address reached (``1.0+a34``, ``1.0+a443``), ``/files/<wheel>`` serves it."""
+
+    def do_GET(self) -> None:
+        local = self.connection.getsockname()[0]
+        if self.path.startswith("/simple/"):
+            tag = local.replace(".", ":").rsplit(":", 1)[-1] or "0"
+            name, _ = probe_wheel(f"1.0+a{tag}")
+            body = f'<html><body><a href="/files/{name}">{name}</a></body></html>\n'.encode()
+            self._send(body, "text/html")
+        elif self.path.startswith("/files/eyeshim_lab_probe-"):
+            from urllib.parse import unquote
+
+            version = unquote(self.path).split("-")[1]
+            _, data = probe_wheel(version)
+            self._send(data, "application/octet-stream")
+        else:
+            super().do_GET()
+
+    def _send(self, body: bytes, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+
+
+class TlsBehaviour:
+    """What the HTTPS server does per connection, from ``tls.json`` in the TLS directory
+    (re-read when it changes): ``silent`` addresses accept TCP and never answer the
+    ClientHello; names in ``bad_names`` (SNI) get a certificate from a CA nobody trusts."""
+
+    def __init__(self, directory: Path) -> None:
+        import ssl
+
+        self.path = directory / "tls.json"
+        self.good = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.good.load_cert_chain(directory / "good.pem")
+        self.bad = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.bad.load_cert_chain(directory / "bad.pem")
+        self.good.sni_callback = self._sni
+        self._key: Optional[tuple[int, int]] = None
+        self.silent: frozenset[str] = frozenset()
+        self.bad_names: frozenset[str] = frozenset()
+
+    def reload(self) -> None:
+        import json
+
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return
+        key = (st.st_mtime_ns, st.st_size)
+        if key != self._key:
+            data = json.loads(self.path.read_text())
+            self.silent = frozenset(data.get("silent", ()))
+            self.bad_names = frozenset(data.get("bad_names", ()))
+            self._key = key
+
+    def _sni(self, sslobj: Any, name: Optional[str], context: Any) -> None:
+        if name in self.bad_names:
+            sslobj.context = self.bad
+
+
+class _HTTPSServer(_HTTPServer):
+    behaviour: TlsBehaviour
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        behaviour = self.behaviour
+        behaviour.reload()
+        if request.getsockname()[0] in behaviour.silent:
+            # Hold the connection without a word until the client gives up.
+            request.settimeout(60)
+            with contextlib.suppress(OSError):
+                while request.recv(65536):
+                    pass
+            return
+        request.settimeout(30)
+        try:
+            tls = behaviour.good.wrap_socket(request, server_side=True)
+        except OSError:
+            return  # the client refused the certificate, or gave up
+        self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+
+
+class _HTTPSServer6(_HTTPSServer, _HTTPServer6):
+    pass
 
 
 class DNSServer:
@@ -236,6 +365,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--dns64-prefix", default=None, help="NAT64 prefix for DNS64 answers")
     parser.add_argument("--http-port", type=int, default=80)
+    parser.add_argument(
+        "--tls-dir", type=Path, default=None, help="HTTPS on 443 with good.pem, bad.pem here"
+    )
     parser.add_argument("--ready-fd", type=int, default=-1)
     parser.add_argument("--parent", type=int, default=0, help="die when this pid exits")
     args = parser.parse_args(argv)
@@ -253,6 +385,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     servers: list[ThreadingHTTPServer] = [http4]
     if socket.has_ipv6 and Path("/proc/net/if_inet6").exists():
         servers.append(_HTTPServer6(("::", args.http_port), _Handler))
+    if args.tls_dir is not None:
+        behaviour = TlsBehaviour(args.tls_dir)
+        https: list[_HTTPSServer] = [_HTTPSServer(("0.0.0.0", 443), _HTTPSHandler)]
+        if len(servers) > 1:
+            https.append(_HTTPSServer6(("::", 443), _HTTPSHandler))
+        for listener in https:
+            listener.behaviour = behaviour
+        servers.extend(https)
     dns = DNSServer(
         args.state_dir / "zone.json",
         args.dns,

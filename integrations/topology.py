@@ -43,6 +43,11 @@ __all__ = [
     "NAT64_TAYGA_V4",
     "SERVER_V4",
     "SERVER_V6",
+    "TLS_V6",
+    "TLS_V6_MTU",
+    "TLS_V6_OK",
+    "TLS_V6_SILENT",
+    "TLS_V6_SLOW",
     "ClientSpec",
     "nat64_address",
     "short_address",
@@ -53,6 +58,14 @@ __all__ = [
 # .36 answers every connection with an ICMP host-unreachable (the matrix's "u" scenarios).
 SERVER_V4 = ("10.64.78.33", "10.64.78.34", "10.64.78.35", "10.64.78.36")
 SERVER_V6 = ("2002:a40:4c07:1::faf1", "2002:a40:4c07:1::faf2", "2002:a40:4c07:1::aaa1")
+# HTTPS (port 443) scenarios: IPv6 addresses in the dual-stack client's own 2001:db8 prefix, so
+# glibc (and RFC 6724) prefer them to IPv4 there, as on most dual-stack hosts; each has one TLS
+# impairment (the matrix's "t" scenarios).
+TLS_V6_OK = "2001:db8:c::443"
+TLS_V6_MTU = "2001:db8:c::1280"  # packets larger than 1280 bytes dropped, both ways
+TLS_V6_SILENT = "2001:db8:c::5"  # accepts TCP, never answers the ClientHello
+TLS_V6_SLOW = "2001:db8:c::300"  # every packet to it held 300 ms
+TLS_V6 = (TLS_V6_OK, TLS_V6_MTU, TLS_V6_SILENT, TLS_V6_SLOW)
 DNS_V4 = "10.64.78.53"
 DNS_V6 = "2001:db8:c::53"
 # A global-looking (documentation) prefix: a client whose only IPv6 source is here gets RFC
@@ -63,7 +76,7 @@ SERVER_PREFIX6 = 64
 # All server-side addresses, with prefix lengths, as put on the server bridge.
 SERVER_ADDRESSES = (
     *(f"{a}/{SERVER_PREFIX4}" for a in (*SERVER_V4, DNS_V4)),
-    *(f"{a}/{SERVER_PREFIX6}" for a in (*SERVER_V6, "2002:a40:4c07:1::53")),
+    *(f"{a}/{SERVER_PREFIX6}" for a in (*SERVER_V6, "2002:a40:4c07:1::53", *TLS_V6)),
     f"{GW_V6}/{SERVER_PREFIX6}",
     f"{DNS_V6}/{SERVER_PREFIX6}",
 )
@@ -183,4 +196,6 @@ def short_address(address: str) -> str:
         return address[len("10.64.78") :]
     if address.startswith("2002:a40:4c07:1::"):
         return address[len("2002:a40:4c07:1") :]
+    if address.startswith("2001:db8:c::"):
+        return address[len("2001:db8:c") :]
     return address

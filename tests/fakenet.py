@@ -12,6 +12,12 @@ Address behaviours (``net.behave(address, ...)``):
 * ``refuse(ms)``: fails with ECONNREFUSED after ``ms`` (0 = inside connect());
 * ``drop()``: the SYN vanishes, the attempt never completes;
 * ``unbindable()``: fails when the socket is prepared (before any packet).
+
+TLS (a race with ``tls=``; set ``net.tls = True``): ``ok(ms, tls=...)``
+with ``tls_ok(ms)`` (the handshake completes ``ms`` after TCP),
+``tls_fail(ms)`` (a certificate error ``ms`` after TCP) or ``tls_stall()``
+(the handshake never completes); an ``ok`` without ``tls=`` completes its
+handshake at once.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from eyeshim.addrinfo import AddrInfo
 from eyeshim.config import Config
 from eyeshim.connection import connect
 from eyeshim.history import History
-from eyeshim.racing import Attempt
+from eyeshim.racing import HANDSHAKING, Attempt
 from eyeshim.resolving import Answer
 
 V6 = socket.AF_INET6
@@ -47,10 +53,31 @@ class Behaviour:
     kind: str  # ok | refuse | drop | unbindable
     after: float = 0.0
     errno: int = errno.ECONNREFUSED
+    tls: Optional[Tuple[str, float]] = None  # ("ok" | "fail" | "stall", seconds)
 
 
-def ok(ms: float = 1.0) -> Behaviour:
-    return Behaviour("ok", ms / 1000)
+def ok(ms: float = 1.0, tls: Optional[Tuple[str, float]] = None) -> Behaviour:
+    return Behaviour("ok", ms / 1000, tls=tls)
+
+
+def tls_ok(ms: float = 1.0) -> Tuple[str, float]:
+    return ("ok", ms / 1000)
+
+
+def tls_fail(ms: float = 1.0) -> Tuple[str, float]:
+    return ("fail", ms / 1000)
+
+
+def tls_stall() -> Tuple[str, float]:
+    return ("stall", math.inf)
+
+
+def certificate_error() -> OSError:
+    import ssl
+
+    error = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.verify_code = 20
+    return error
 
 
 def refuse(ms: float = 0.0, code: int = errno.ECONNREFUSED) -> Behaviour:
@@ -90,6 +117,8 @@ class FakeNet:
     log: List[Event] = field(default_factory=list)
     sockets: List[FakeSocket] = field(default_factory=list)
     interrupt_at: Optional[float] = None
+    #: Attempts run a TLS handshake after TCP (the race was given ``tls=``).
+    tls: bool = False
     _queue: List[Tuple[float, int, Callable[[], None]]] = field(default_factory=list)
     _seq: Any = field(default_factory=itertools.count)
     _done: List[Tuple[Attempt, Optional[OSError]]] = field(default_factory=list)
@@ -148,8 +177,22 @@ class FakeNet:
 
         def complete() -> None:
             sock: FakeSocket = attempt.handle
-            if not sock.closed and not sock.detached:
+            if sock.closed or sock.detached:
+                return
+            if result is not None or not self.tls:
                 self._done.append((attempt, result))
+                return
+            self._done.append((attempt, HANDSHAKING))
+            kind, after = behaviour.tls or ("ok", 0.0)
+            if kind == "stall":
+                return
+
+            def handshake() -> None:
+                if not sock.closed and not sock.detached:
+                    self.log.append(Event(self.now_value, "tls " + kind, address))
+                    self._done.append((attempt, None if kind == "ok" else certificate_error()))
+
+            self.at(self.now_value + after, handshake)
 
         self.at(self.now_value + behaviour.after, complete)
         return False
@@ -171,9 +214,10 @@ class FakeNet:
             heapq.heappop(self._queue)[2]()
         done, self._done = self._done, []
         for attempt, error in done:
-            self.log.append(
-                Event(self.now_value, "connected" if error is None else "failed", attempt.address)
-            )
+            what = "connected" if error is None else "failed"
+            if error is HANDSHAKING:
+                what = "tcp"
+            self.log.append(Event(self.now_value, what, attempt.address))
         return done
 
     def discard(self, attempt: Attempt) -> None:
@@ -274,7 +318,10 @@ def run(
     timeout: Any = None,
     all_errors: bool = False,
     family: int = socket.AF_UNSPEC,
+    tls: Any = None,
 ) -> Any:
+    if tls is not None:
+        net.tls = True
     return connect(
         ("example.test", 80),
         timeout,
@@ -285,7 +332,17 @@ def run(
         find_source=fake_source,
         all_errors=all_errors,
         family=family,
+        tls=tls,
     )
+
+
+def spec() -> Any:
+    """A TLS spec for a race on the fake network (which never reads it)."""
+    import ssl
+
+    from eyeshim.tls import TlsSpec
+
+    return TlsSpec(ssl.create_default_context(), "example.test")
 
 
 def make_history(net: FakeNet, **kw: Any) -> History:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = {"P1", "P2", "P3", "P4", "P5", "S"}
+SCENARIOS = {"P1", "P2", "P3", "P4", "P5", "P6", "S"}
 LAB_SCENARIOS = {"P2", "P3"}
 
 

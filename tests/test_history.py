@@ -316,3 +316,35 @@ def test_refusals_do_not_make_a_family_dead() -> None:
     net.behave(A1, ok(1))
     run(net, {V6: (0, [S1]), V4: (0, [A1])}, history=history)
     assert not history.dead_family("example.test", socket.AF_INET6)
+
+
+# -- "TCP works, TLS does not" (races through TLS) -------------------------------------
+
+
+def test_a_tls_failure_demotes_that_port_until_it_expires_or_succeeds() -> None:
+    now = [0.0]
+    history = History(failure_ttl=10.0, clock=lambda: now[0])
+    history.record_tls_failure("2001:db8::1", port=443)
+    assert history.tls_failed_recently("2001:db8::1", 443)
+    assert history.failed_recently("2001:db8::1", 443)
+    assert not history.failed_recently("2001:db8::1", 80)
+    assert not history.failed_recently("2001:db8::1")  # TCP to it works: no path failure
+    now[0] = 11.0
+    assert not history.tls_failed_recently("2001:db8::1", 443)
+    history.record_tls_failure("2001:db8::1", port=443)
+    history.record_success("2001:db8::1", 0.001, port=443)
+    assert not history.tls_failed_recently("2001:db8::1", 443)
+    history.record_tls_failure("2001:db8::1", port=443)
+    history.clear()
+    assert not history.tls_failed_recently("2001:db8::1", 443)
+
+
+def test_the_rtt_learnt_through_tls_is_the_tcp_connects() -> None:
+    from fakenet import nodata, spec, tls_ok
+
+    net = FakeNet()
+    history = make_history(net)
+    net.behave(S1, ok(20, tls_ok(200)))
+    run(net, {V6: (0, [S1]), V4: (0, nodata())}, history=history, tls=spec(), timeout=5)
+    record = history.get(S1)
+    assert record is not None and record.srtt == pytest.approx(0.020)

@@ -10,6 +10,16 @@ address's error.  The property: when stock connects, eyeshim connects, no
 later than stock plus 10 ms (two attempts never start closer than that); when stock fails,
 eyeshim fails with the exception stock raises (same type, same errno).
 
+With TLS (the race given ``tls=``), each accepting address also has a
+handshake that completes after some time, fails with a certificate error,
+or stalls; the stdlib connects TCP as above and then runs the handshake on
+the first address whose TCP connect worked, bounded by the timeout from its
+start, and raises that handshake's error: it never tries another address.
+The property then: when stock connects, eyeshim connects no later (plus
+10 ms); when stock fails and no address would have completed both, eyeshim
+fails with stock's exception; and eyeshim may connect where stock fails
+(another address's handshake works), which is the point.
+
 Every example hypothesis ever shrank to a failure is kept below as a plain
 regression test.
 """
@@ -19,10 +29,11 @@ from __future__ import annotations
 import errno
 import math
 import socket
+import ssl
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from fakenet import V4, V6, FakeNet, drop, fake_source, ok, refuse
+from fakenet import V4, V6, FakeNet, drop, fake_source, ok, refuse, spec
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -51,13 +62,36 @@ answers = st.tuples(st.integers(0, 3000), st.integers(-1, 3))
 timeouts = st.sampled_from([None, 0, 0.05, 0.2, 0.26, 0.3, 0.6, 1.0, 5.0])
 
 
+# A handshake: ("ok", ms) | ("fail", ms) | ("stall", 0)
+handshakes = st.one_of(
+    st.tuples(st.just("ok"), st.integers(0, 600)),
+    st.tuples(st.just("fail"), st.integers(0, 300)),
+    st.tuples(st.just("stall"), st.just(0)),
+)
+
+
+def _handshake(
+    kind: str, ms: int, now: float, address: str, timeout: Optional[float]
+) -> Tuple[str, float, Any]:
+    """The stdlib's handshake on the address its TCP walk connected to."""
+    if kind == "stall" or (timeout is not None and ms / 1000 >= timeout):
+        if timeout is None:
+            return "hangs", math.inf, None
+        return "failed", now + timeout, (TimeoutError, None)
+    if kind == "fail":
+        return "failed", now + ms / 1000, (ssl.SSLCertVerificationError, 1)
+    return "connected", now + ms / 1000, address
+
+
 def stock(
     dns: Dict[int, Tuple[int, int]],
     network: Dict[str, Tuple[str, int]],
     timeout: Optional[float],
+    tls: Optional[Dict[str, Tuple[str, int]]] = None,
 ) -> Tuple[str, float, Any]:
-    """What socket.create_connection does: ("connected", when, address),
-    ("failed", when, (type, errno)), or ("hangs", inf, None)."""
+    """What socket.create_connection does (then, with ``tls``, the handshake
+    on its socket): ("connected", when, address), ("failed", when, (type,
+    errno)), or ("hangs", inf, None)."""
     now = max(ms for ms, _ in dns.values()) / 1000
     resolved = [a for family, (_, n) in dns.items() if n > 0 for a in _names(family)[:n]]
     if not resolved:
@@ -82,6 +116,8 @@ def stock(
                 now += timeout
                 last = (TimeoutError, None)
                 continue
+            if tls is not None:
+                return _handshake(*tls[address], now + ms / 1000, address, timeout)
             return "connected", now + ms / 1000, address
         if kind in ("refuse", "unreachable"):
             if timeout is not None and ms / 1000 >= timeout:
@@ -109,11 +145,16 @@ def eyeshim(
     timeout: Optional[float],
     config: Config,
     history: Any,
+    tls: Optional[Dict[str, Tuple[str, int]]] = None,
 ) -> Tuple[str, float, Any]:
     net = FakeNet()
     for address, (kind, ms) in network.items():
         if kind == "ok":
-            net.behave(address, ok(ms))
+            handshake = None
+            if tls is not None:
+                how, after = tls[address]
+                handshake = (how, math.inf if how == "stall" else after / 1000)
+            net.behave(address, ok(ms, handshake))
         elif kind == "refuse":
             net.behave(address, refuse(ms))
         elif kind == "unreachable":
@@ -128,6 +169,7 @@ def eyeshim(
             scripted[family] = (ms, socket.gaierror(EAI_NODATA, "No address associated"))
         else:
             scripted[family] = (ms, socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+    net.tls = tls is not None
     try:
         sock = connect(
             ("example.test", 80),
@@ -137,9 +179,12 @@ def eyeshim(
             connector=net,
             history=history,
             find_source=fake_source,
+            tls=spec() if tls is not None else None,
         )
     except socket.gaierror:
         return "failed", net.now_value, (socket.gaierror, None)
+    except ssl.SSLCertVerificationError:
+        return "failed", net.now_value, (ssl.SSLCertVerificationError, 1)
     except OSError as exc:
         kind = TimeoutError if isinstance(exc, socket.timeout) else type(exc)
         return "failed", net.now_value, (kind, exc.errno if kind is not TimeoutError else None)
@@ -152,8 +197,9 @@ def check(
     timeout: Optional[float],
     config: Optional[Config] = None,
     failed_before: Tuple[str, ...] = (),
+    tls: Optional[Dict[str, Tuple[str, int]]] = None,
 ) -> None:
-    expected = stock(dns, network, timeout)
+    expected = stock(dns, network, timeout, tls)
     if expected[0] == "hangs":
         return  # stock never returns; eyeshim may do better, or hang too
     history = None
@@ -162,33 +208,68 @@ def check(
         for address in failed_before:
             history.record_failure(address)
     try:
-        got = eyeshim(dns, network, timeout, config or Config(policy="rfc6724"), history)
+        got = eyeshim(dns, network, timeout, config or Config(policy="rfc6724"), history, tls)
     except AssertionError as exc:  # the fake network: "would wait forever"
         pytest.fail(f"eyeshim hung where stock ended with {expected}: {exc}")
     if expected[0] == "connected":
         assert got[0] == "connected", (expected, got)
         assert got[1] <= expected[1] + ALLOWANCE, (expected, got)
+    elif got[0] == "connected":
+        # Better than stock: only where some address completes TCP and TLS.
+        assert tls is not None, (expected, got)
+        assert tls[got[2]][0] == "ok" and network[got[2]][0] == "ok", (expected, got)
     else:
-        assert got[0] == "failed", (expected, got)
         assert got[2] == expected[2], (expected, got)
+        if tls is not None and expected[2][0] is not socket.gaierror:
+            # Where the stdlib's walk ends in a handshake, so does the race.
+            assert got[1] <= expected[1] + ALLOWANCE, (expected, got)
 
 
-@settings(
+PROPERTY = settings(
     max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
 )
-@given(
-    dns6=answers,
-    dns4=answers,
-    six=st.lists(behaviours, min_size=3, max_size=3),
-    four=st.lists(behaviours, min_size=3, max_size=3),
-    timeout=timeouts,
-    fafc=st.integers(1, 2),
-    delay=st.sampled_from([0.1, 0.25, 0.3, 2.0]),
-    failed_before=st.lists(st.sampled_from(SIX + FOUR), max_size=3, unique=True),
-)
+NETWORKS = {
+    "dns6": answers,
+    "dns4": answers,
+    "six": st.lists(behaviours, min_size=3, max_size=3),
+    "four": st.lists(behaviours, min_size=3, max_size=3),
+    "timeout": timeouts,
+    "fafc": st.integers(1, 2),
+    "delay": st.sampled_from([0.1, 0.25, 0.3, 2.0]),
+    "failed_before": st.lists(st.sampled_from(SIX + FOUR), max_size=3, unique=True),
+}
+
+
+def case(
+    dns6: Tuple[int, int],
+    dns4: Tuple[int, int],
+    six: List[Tuple[str, int]],
+    four: List[Tuple[str, int]],
+    timeout: Optional[float],
+    fafc: int,
+    delay: float,
+    failed_before: List[str],
+    tls: Optional[Dict[str, Tuple[str, int]]] = None,
+) -> None:
+    network = dict(zip(SIX, six))
+    network.update(zip(FOUR, four))
+    # An answer exactly at the timeout may go either way, for a real socket too.
+    timed = [*network.values(), *(tls or {}).values()]
+    assume(all(timeout is None or ms / 1000 != timeout for _, ms in timed))
+    config = Config(
+        policy="rfc6724",
+        first_address_family_count=fafc,
+        connection_attempt_delay=delay,
+        min_connection_attempt_delay=min(delay, 0.1),
+    )
+    check({V6: dns6, V4: dns4}, network, timeout, config, tuple(failed_before), tls)
+
+
+@PROPERTY
+@given(**NETWORKS)
 @example(  # short timeout, dead first address (issue 11's first finding)
     dns6=(0, 1),
     dns4=(0, 1),
@@ -229,24 +310,44 @@ def check(
     delay=0.25,
     failed_before=[],
 )
-def test_never_worse_than_stock(
-    dns6: Tuple[int, int],
-    dns4: Tuple[int, int],
-    six: List[Tuple[str, int]],
-    four: List[Tuple[str, int]],
-    timeout: Optional[float],
-    fafc: int,
-    delay: float,
-    failed_before: List[str],
+def test_never_worse_than_stock(**network: Any) -> None:
+    case(**network)
+
+
+@PROPERTY
+@given(
+    **NETWORKS,
+    tls6=st.lists(handshakes, min_size=3, max_size=3),
+    tls4=st.lists(handshakes, min_size=3, max_size=3),
+)
+@example(  # IPv6 connects and its handshake stalls: stock waits out the timeout there
+    dns6=(0, 1),
+    dns4=(0, 1),
+    six=[("ok", 1)] * 3,
+    four=[("ok", 1)] * 3,
+    tls6=[("stall", 0)] * 3,
+    tls4=[("ok", 2)] * 3,
+    timeout=5.0,
+    fafc=1,
+    delay=0.25,
+    failed_before=[],
+)
+@example(  # a certificate error on every address: stock's, the first TCP address's
+    dns6=(0, 1),
+    dns4=(0, 1),
+    six=[("drop", 0)] * 3,
+    four=[("ok", 1)] * 3,
+    tls6=[("fail", 1)] * 3,
+    tls4=[("fail", 1)] * 3,
+    timeout=0.3,
+    fafc=1,
+    delay=0.25,
+    failed_before=[],
+)
+def test_never_worse_than_stock_with_tls(
+    tls6: List[Tuple[str, int]], tls4: List[Tuple[str, int]], **network: Any
 ) -> None:
-    network = dict(zip(SIX, six))
-    network.update(zip(FOUR, four))
-    # An answer exactly at the timeout may go either way, for a real socket too.
-    assume(all(timeout is None or ms / 1000 != timeout for _, ms in network.values()))
-    config = Config(
-        policy="rfc6724",
-        first_address_family_count=fafc,
-        connection_attempt_delay=delay,
-        min_connection_attempt_delay=min(delay, 0.1),
-    )
-    check({V6: dns6, V4: dns4}, network, timeout, config, tuple(failed_before))
+    assume(network["timeout"] != 0)  # a non-blocking socket never reaches its handshake
+    tls = dict(zip(SIX, tls6))
+    tls.update(zip(FOUR, tls4))
+    case(**network, tls=tls)

@@ -35,5 +35,6 @@ SCENARIOS = [
         "Interpreter start-up, first connect and memory with the sitecustomize drop-in",
         "p5_startup",
     ),
+    Scenario("P6", "HTTPS requests on loopback: what racing through TLS costs", "p6_https"),
     Scenario("S", "How cost grows with the number of addresses", "scaling"),
 ]

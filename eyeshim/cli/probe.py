@@ -21,6 +21,10 @@ IPv6 goes straight to IPv4), then prints the race counters.  ``--json``
 prints the events instead, at the end; ``--svg FILE`` draws the timeline.
 Ctrl-C stops the race and prints what happened so far.
 
+``--tls`` races through the TLS handshake (the system's CA certificates,
+HOST as the name verified), as the HTTPS integrations do: the timeline
+shows when each attempt's TCP connection completed and its handshake began.
+
 The probe uses a history of its own, empty at the start (``--no-history``
 turns it off), or, with a shared history file (``EYESHIM_HISTORY_FILE``),
 what that file says, as a new process would see it; it never writes the
@@ -248,6 +252,8 @@ def _classify(
         return EXIT_RESOLVE, f"cannot resolve {host}: {exc}"
     if isinstance(exc, UnicodeError):  # raised as socket.create_connection raises it
         return EXIT_RESOLVE, f"cannot resolve {host}: not a valid host name ({exc})"
+    if type(exc).__module__ == "ssl" and not isinstance(exc, socket.timeout):
+        return EXIT_FAILED, f"TLS handshake failed: {exc}"
     attempts = view.attempts if view is not None else []
     failed = [f"{a.address}: {_errno_name(a.errno)}" for a in attempts if a.outcome == "failed"]
     if isinstance(exc, socket.timeout):
@@ -358,6 +364,7 @@ def probe(
     show: Optional[Callable[[events.RaceEvent], None]] = None,
     before: Optional[Callable[[int], None]] = None,
     after: Optional[Callable[[_Outcome], None]] = None,
+    tls: bool = False,
 ) -> Tuple[List[_Outcome], Dict[str, float]]:
     """Run ``repeat`` races to (host, port); return their outcomes and the
     counters they added.  An interrupted race (Ctrl-C) is the last one.
@@ -367,7 +374,7 @@ def probe(
     ``resolver``).  ``history``: the History to race with (default: a new
     one, None when the configuration turns history off).  ``show`` gets
     each event as it happens; ``before(index)`` and ``after(outcome)`` are
-    called around each race.
+    called around each race.  ``tls``: race through the TLS handshake.
     """
     cfg = config if config is not None else Config.from_env()
     if history is ...:
@@ -381,6 +388,12 @@ def probe(
         connect_kwargs["resolver"] = ThreadedResolver(
             cfg.resolver_threads, cfg.resolver_idle_timeout, getaddrinfo=getaddrinfo
         )
+    if tls:
+        import ssl
+
+        from ..tls import TlsSpec
+
+        connect_kwargs["tls"] = TlsSpec(ssl.create_default_context(), host)
     counted = events.counters()
     outcomes: List[_Outcome] = []
     for index in range(repeat):
@@ -484,6 +497,11 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the events as one JSON document at the end"
     )
     parser.add_argument("--svg", metavar="FILE", help="also draw the timeline as an SVG picture")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="race through the TLS handshake (system CAs, HOST verified), as HTTPS does",
+    )
     add_config_options(parser)
     parser.add_argument(
         "--demo",
@@ -724,6 +742,7 @@ def _run(
             show=None if args.json else printer.event,
             before=before,
             after=after,
+            tls=args.tls,
         )
         wall = time.monotonic() - started
 

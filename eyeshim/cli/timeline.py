@@ -64,6 +64,8 @@ class AttemptView:
     #: how long it took, as the race measured it (the ``attempt`` event is
     #: emitted a little after the connect() it reports)
     took: Optional[float] = None
+    #: with TLS: how long its TCP connection took (the handshake followed)
+    tcp: Optional[float] = None
 
     @property
     def errno_name(self) -> str:
@@ -77,12 +79,15 @@ class AttemptView:
             took = _ms(self.took)
         else:
             took = "" if self.end is None else _ms(self.end - self.start)
+        tls = f" (TCP {_ms(self.tcp)}, then TLS)" if self.tcp is not None else ""
         if self.outcome == "connected":
-            return f"connected in {took}"
+            return f"connected in {took}{tls}"
         if self.outcome == "failed":
+            if self.tcp is not None:
+                return f"TLS failed after {took}{tls}: {self.error}"
             return f"{self.errno_name} after {took}"
         if self.outcome == "cancelled":
-            return f"cancelled after {took} (lost the race)"
+            return f"cancelled after {took}{tls} (lost the race)"
         if self.outcome == "timed out":
             return f"timed out after {took}"
         if self.outcome == "interrupted":
@@ -205,6 +210,9 @@ def summarize(events: Sequence[RaceEvent]) -> RaceView:
             attempt_or_none.errno = event.errno
             attempt_or_none.error = event.error
             attempt_or_none.took = event.elapsed
+        elif isinstance(event, ev.TlsStarted):
+            if event.address in running:
+                running[event.address].tcp = event.tcp
         elif isinstance(event, ev.Connected):
             attempt_or_none = running.pop(event.address, None)
             if attempt_or_none is not None:
@@ -273,6 +281,14 @@ def _event_lines(event: RaceEvent) -> List[str]:
         family = _FAMILY.get(event.family, event.family)
         tail = f", attempt delay {_ms(event.next_in)}" if event.next_in else ""
         return [f"#{event.number} {event.address} ({family}){tail}"]
+    if isinstance(event, ev.TlsStarted):
+        return [
+            f"{event.address}: TCP connected in {_ms(event.tcp)}; TLS handshake under way, "
+            f"next attempt in {_ms(event.next_in)}"
+        ]
+    if isinstance(event, ev.AttemptFailed) and event.tls:
+        what = "timed out (the caller's timeout)" if event.timed_out else f"failed: {event.error}"
+        return [f"{event.address}: TLS handshake {what}, {_ms(event.elapsed)} after the start"]
     if isinstance(event, ev.AttemptFailed):
         code = event.errno
         if event.timed_out:
@@ -288,6 +304,7 @@ def _event_lines(event: RaceEvent) -> List[str]:
             "success": "success (RTT sample)",
             "failure": "failure",
             "lost": "lost the race (counts as a failure)",
+            "tls failure": "TCP works, TLS does not (for this port)",
         }.get(event.outcome, event.outcome)
         return [f"history: {event.address} {meaning}"]
     if isinstance(event, ev.LosersClosed):

@@ -17,6 +17,14 @@ urllib3    ``urllib3.util.connection.create_connection``          on
 pip        the same in ``pip._vendor.urllib3``                    on
 getaddrinfo ``socket.getaddrinfo`` re-sorted (RFC 6724, history,  off
            interleaving) for libraries that loop over it
+https      ``http.client.HTTPSConnection.connect``: HTTPS without     opt-in
+           a proxy raced through the TLS handshake (urllib.request,
+           xmlrpc, ...)
+urllib3-   ``urllib3``'s ``HTTPSConnection.connect`` and             opt-in
+https      ``util.ssl_._ssl_wrap_socket_impl``: HTTPS without a
+           proxy raced through the TLS handshake, on top of
+           ``urllib3``'s TCP race (requests, botocore)
+pip-https  the same in ``pip._vendor.urllib3``                    opt-in
 ========== ===================================================== ==========
 
 Each patch is a plain function standing in for the original (see
@@ -92,8 +100,8 @@ def install(
     """Turn Happy Eyeballs on for this process.
 
     ``config`` (or keywords for its fields) becomes the process-wide
-    configuration.  ``integrations`` names what to patch (default: socket,
-    urllib3, pip); calling again with another set patches the new ones and
+    configuration.  ``integrations`` names what to patch (default:
+    ``DEFAULT_INTEGRATIONS``); calling again with another set patches the new ones and
     undoes the ones left out.
     """
     names = _check_names(DEFAULT_INTEGRATIONS if integrations is None else integrations)

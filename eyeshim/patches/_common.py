@@ -448,6 +448,23 @@ class AttributePatch:
                 return below(*args, **kwargs)
         return self.handler(below, args, kwargs)
 
+    def _get(self, module: Any) -> Any:
+        """The patched attribute of ``module`` (``attribute`` may be a
+        dotted path: ``"HTTPSConnection.connect"`` is a class's method)."""
+        owner = module
+        for part in self.attribute.split("."):
+            owner = getattr(owner, part, None)
+            if owner is None:
+                return None
+        return owner
+
+    def _set(self, module: Any, value: Any) -> None:
+        *path, name = self.attribute.split(".")
+        owner = module
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, value)
+
     def is_genuine(self, func: Any) -> bool:
         """Whether ``func`` is the library's own function (no foreign wrapper)."""
         if type(func) is not _FunctionType or "__wrapped__" in func.__dict__:
@@ -467,7 +484,7 @@ class AttributePatch:
         with self._lock:
             if not self._on or self._stand_in is not None or self._adopted is not None:
                 return
-            current = getattr(module, self.attribute, None)
+            current = self._get(module)
             if current is None:
                 warning("eyeshim: %s.%s not found; not patched", self.module_name, self.attribute)
                 return
@@ -514,7 +531,7 @@ class AttributePatch:
                         stand_in = None
                 if stand_in is None:
                     stand_in = _make_stand_in(self, current)
-                    setattr(module, self.attribute, stand_in)
+                    self._set(module, stand_in)
                     debug("patched %s.%s", self.module_name, self.attribute)
             self._stand_in, self._original = stand_in, current
 
@@ -527,15 +544,15 @@ class AttributePatch:
             self._checked = None
         forget(self.module_name, self._apply)
         if adopted is not None:
-            if getattr(module, self.attribute, None) is adopted:
-                setattr(module, self.attribute, original)
+            if self._get(module) is adopted:
+                self._set(module, original)
             return
         if stand_in is None:
             return
         below = stand_in.__wrapped__
-        current = getattr(module, self.attribute, None)
+        current = self._get(module)
         if current is stand_in:
-            setattr(module, self.attribute, below)
+            self._set(module, below)
             debug("restored %s.%s", self.module_name, self.attribute)
             return
         links = chain(current)
@@ -570,7 +587,7 @@ class AttributePatch:
             module, ours = self._module, self._stand_in or self._adopted
         if ours is None:
             return "waiting for import"
-        if position(chain(getattr(module, self.attribute, None)), ours) < 0:
+        if position(chain(self._get(module)), ours) < 0:
             return "replaced by a third party"
         return "patched"
 
@@ -589,7 +606,7 @@ class AttributePatch:
             )
             return out
         target = f"{self.module_name}.{self.attribute}"
-        links = chain(getattr(module, self.attribute, None))
+        links = chain(self._get(module))
         for link in links[: position(links, ours)]:
             if patch_of(link) is None:
                 out["wrappers"].append(f"{describe(link)} (over eyeshim: sees every call)")

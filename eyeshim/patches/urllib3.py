@@ -50,6 +50,13 @@ def _call(
 ) -> Any:
     from ..connection import DEFAULT_TIMEOUT, connect
 
+    # The TCP step of an HTTPS connect that the urllib3-https integration
+    # races through TLS: a tls.Later, which urllib3's wrap then finishes.
+    tls = None
+    if "eyeshim.patches.https_urllib3" in sys.modules:
+        from .https_urllib3 import later_for
+
+        tls = later_for(module.__name__.rpartition(".util.")[0], address)
     host, port = address
     if host.startswith("["):
         host = host.strip("[]")
@@ -71,6 +78,7 @@ def _call(
         source_address,
         family=family,
         prepare_socket=prepare,
+        tls=tls,
     )
 
 

@@ -487,3 +487,40 @@ def test_events_are_printed_as_they_happen_and_ctrl_c_keeps_the_timeline() -> No
     assert "still connecting after" in rest and "(interrupted)" in rest
     assert re.search(r"outcome:\s+interrupted after \d+ ms", rest)
     assert err.startswith("eyeshim probe: interrupted after ") and "Traceback" not in err
+
+
+def _dual_getaddrinfo(host: Any, port: Any, family: int = 0, *args: Any) -> Any:
+    return [
+        info
+        for address in ("::1", "127.0.0.1")
+        if family in (0, socket.AF_INET6 if ":" in address else socket.AF_INET)
+        for info in socket.getaddrinfo(address, port, family, *args)
+    ]
+
+
+def test_probe_tls_shows_tcp_and_tls_per_attempt(monkeypatch: Any, tmp_path: Path) -> None:
+    pytest.importorskip("trustme")
+    import trustme
+    from tlsservers import NAME, DualServer, has_ipv6_loopback
+
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback (::1)")
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))  # the probe's system CAs
+    server = DualServer(ca, {socket.AF_INET6: "silent", socket.AF_INET: "ok"})
+    try:
+        code, out, _ = run_probe(NAME, str(server.port), "--tls", getaddrinfo=_dual_getaddrinfo)
+        assert code == EXIT_OK, out
+        assert "::1: TCP connected in" in out and "TLS handshake under way" in out
+        assert "127.0.0.1: TCP connected in" in out
+        assert "(TCP " in out and "then TLS)" in out  # the winner's line in the summary
+        bad = DualServer(ca, {socket.AF_INET6: "badcert", socket.AF_INET: "badcert"})
+        try:
+            code, out, err = run_probe(NAME, str(bad.port), "--tls", getaddrinfo=_dual_getaddrinfo)
+        finally:
+            bad.close()
+        assert code == EXIT_FAILED
+        assert "TLS handshake failed" in out + err
+    finally:
+        server.close()

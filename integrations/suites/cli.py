@@ -43,6 +43,7 @@ from integrations.suites.envs import (
 from integrations.suites.gate import MODES, Job, cpython_jobs, pytest_job, run_jobs
 from integrations.suites.netns import LoopbackNamespace, cleanup_stale, unavailable_reason
 from integrations.suites.results import (
+    GOOD,
     MODULE_SUFFIX,
     Comparison,
     Run,
@@ -203,7 +204,8 @@ def _verdict_lines(verdicts: Sequence[Verdict], *, details: int = 0) -> list[str
             f"  stock {stock}, rerun {stock_again}; eyeshim {eyeshim}, rerun {eyeshim_again}"
         )
         if details and v.detail:
-            out.append("  eyeshim's failure:\n" + _indent(v.detail, details))
+            whose = "eyeshim's" if v.outcomes[0] in GOOD else "stock's"
+            out.append(f"  {whose} failure:\n" + _indent(v.detail, details))
     return out
 
 
@@ -215,8 +217,8 @@ def render_doc(
 ) -> str:
     """The generated part of docs/suites.md."""
     regressions = [v for _, _, vs in comparisons for v in vs if v.kind == "regression"]
-    flaky = [v for _, _, vs in comparisons for v in vs if v.kind != "regression"]
-    fixed = [(c.suite, t) for _, c, _ in comparisons for t in c.fixed]
+    flaky = [v for _, _, vs in comparisons for v in vs if v.kind.startswith("flaky")]
+    fixed = [v for _, _, vs in comparisons for v in vs if v.kind == "fixed"]
     parts = [
         f"Last run: {datetime.date.today().isoformat()}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}; the gate took {seconds / 60:.1f} min.",
@@ -229,7 +231,7 @@ def render_doc(
     for title, items in (
         ("Regressions", _verdict_lines(regressions)),
         ("Flaky (not counted)", _verdict_lines(flaky)),
-        ("Fixed by eyeshim (fail stock, pass with eyeshim)", [f"{s} {t}" for s, t in fixed]),
+        ("Fixed by eyeshim (fail stock, pass with eyeshim, twice)", _verdict_lines(fixed)),
         ("Skipped suites", [f"{name}: {why}" for name, why in skipped.items()]),
     ):
         if items:
@@ -354,11 +356,15 @@ def _gate(args: argparse.Namespace, suites: Sequence[Suite], workdir: Workdir) -
             for s in suites
             if (s.name, "stock") in first
         }
-        candidates = {name: c.candidates for name, c in comparisons.items() if c.candidates}
+        candidates = {
+            name: (*c.candidates, *c.fixed)
+            for name, c in comparisons.items()
+            if c.candidates or c.fixed
+        }
         again: dict[tuple[str, str], Run] = {}
         if candidates and not args.no_rerun:
             count = sum(len(c) for c in candidates.values())
-            _say(f"== suites: rerunning {count} test(s) that passed stock only, in both modes")
+            _say(f"== suites: rerunning {count} test(s) whose outcome eyeshim changed, both modes")
             again = _merge(
                 run_jobs(_jobs_for(suites, ready, workdir, candidates), slots, progress=sys.stdout)
             )
@@ -412,10 +418,9 @@ def _report(
     _say(counts_table(rows))
     _say()
     _say(verdict_table(table_rows))
-    for comparison in comparisons.values():
-        for test in comparison.fixed:
-            _say(f"fixed by eyeshim: {comparison.suite} {test}")
-    for line in _verdict_lines([v for v in all_verdicts if v.kind != "regression"], details=25):
+    for line in _verdict_lines([v for v in all_verdicts if v.kind == "fixed"]):
+        _say(line)
+    for line in _verdict_lines([v for v in all_verdicts if v.kind.startswith("flaky")], details=25):
         _say(line)
     for line in _verdict_lines(regressions, details=DETAIL_LINES):
         _say(line)

@@ -7,7 +7,8 @@ unit-tested (integrations/tests/test_suites.py):
   whose eyeshim outcome is anything else (failed, error, skipped, missing...), in the first run
   and again when both modes rerun it;
 * a candidate that passes when eyeshim reruns it, or fails when stock reruns it, is **flaky**;
-* a test that fails stock and passes with eyeshim is **fixed** (reported, never an error).
+* a test that fails stock and passes with eyeshim, again in the reruns, is **fixed** (reported,
+  never an error).
 """
 
 from __future__ import annotations
@@ -188,9 +189,9 @@ def compare(
 class Verdict:
     suite: str
     test: str
-    kind: str  # "regression" | "flaky (eyeshim)" | "flaky (stock)"
+    kind: str  # "regression" | "fixed" | "flaky (eyeshim)" | "flaky (stock)"
     outcomes: tuple[str, ...]  # stock, eyeshim, stock rerun, eyeshim rerun ("-": not rerun)
-    detail: str  # eyeshim's failure output
+    detail: str  # the failure output: eyeshim's (regression), stock's (fixed)
 
 
 def confirm(
@@ -200,26 +201,36 @@ def confirm(
     stock_rerun: Optional[Mapping[str, TestResult]],
     eyeshim_rerun: Optional[Mapping[str, TestResult]],
 ) -> list[Verdict]:
-    """Sort the candidates after one rerun of each in both modes (None: no rerun was made,
-    every candidate stands as a regression)."""
+    """Sort the candidates and the fixed tests after one rerun of each in both modes (None:
+    no rerun was made, and every first verdict stands). A regression must fail again with
+    eyeshim and pass again stock; a fix must pass again with eyeshim and fail again stock;
+    anything else is flaky, named after the mode that changed its mind."""
     verdicts = []
-    for test in comparison.candidates:
+    rerun = stock_rerun is not None and eyeshim_rerun is not None
+    for test in (*comparison.candidates, *comparison.fixed):
+        regression = test in comparison.candidates
         first = (_outcome(stock, test), _outcome(eyeshim, test))
-        detail = eyeshim[test].detail if test in eyeshim else ""
-        if stock_rerun is None or eyeshim_rerun is None:
-            verdicts.append(
-                Verdict(comparison.suite, test, "regression", (*first, "-", "-"), detail)
-            )
+        failing = eyeshim if regression else stock
+        detail = failing[test].detail if test in failing else ""
+        if not rerun:
+            kind = "regression" if regression else "fixed"
+            verdicts.append(Verdict(comparison.suite, test, kind, (*first, "-", "-"), detail))
             continue
+        assert stock_rerun is not None and eyeshim_rerun is not None
         again = (_outcome(stock_rerun, test), _outcome(eyeshim_rerun, test))
-        if again[1] == first[0] or again[1] in GOOD:
-            kind = "flaky (eyeshim)"
-        elif again[0] not in GOOD:
+        if regression:
+            if again[1] == first[0] or again[1] in GOOD:
+                kind = "flaky (eyeshim)"
+            elif again[0] not in GOOD:
+                kind = "flaky (stock)"
+            else:
+                kind = "regression"
+        elif again[0] in GOOD:
             kind = "flaky (stock)"
+        elif again[1] not in GOOD:
+            kind = "flaky (eyeshim)"
         else:
-            kind = "regression"
-            if test in eyeshim_rerun and eyeshim_rerun[test].detail and not detail:
-                detail = eyeshim_rerun[test].detail
+            kind = "fixed"
         verdicts.append(Verdict(comparison.suite, test, kind, (*first, *again), detail))
     return verdicts
 
@@ -267,10 +278,10 @@ def verdict_table(
         "|---|---:|---:|---:|---:|",
     ]
     for label, comparison, verdicts in rows:
-        regressions = sum(1 for v in verdicts if v.kind == "regression")
-        flaky = sum(1 for v in verdicts if v.kind != "regression")
+        kinds = [v.kind for v in verdicts]
+        flaky = sum(1 for kind in kinds if kind.startswith("flaky"))
         lines.append(
-            f"| {label} | {regressions} | {flaky} | {len(comparison.fixed)} "
+            f"| {label} | {kinds.count('regression')} | {flaky} | {kinds.count('fixed')} "
             f"| {len(comparison.other)} |"
         )
     return "\n".join(lines)

@@ -136,6 +136,27 @@ def test_confirm_after_reruns() -> None:
     assert unconfirmed[0].outcomes[2:] == ("-", "-")
 
 
+def test_confirm_fixes_after_reruns() -> None:
+    stock = _results(fixed="failed", lucky="failed", unlucky="error")
+    eyeshim = _results(fixed="passed", lucky="passed", unlucky="passed")
+    comparison = compare("s", stock, eyeshim)
+    assert comparison.fixed == ("fixed", "lucky", "unlucky")
+    verdicts = confirm(
+        comparison,
+        stock,
+        eyeshim,
+        _results(fixed="failed", lucky="passed", unlucky="error"),
+        _results(fixed="passed", lucky="passed", unlucky="failed"),
+    )
+    assert {v.test: v.kind for v in verdicts} == {
+        "fixed": "fixed",
+        "lucky": "flaky (stock)",  # stock passes its rerun: it was stock's flake
+        "unlucky": "flaky (eyeshim)",
+    }
+    assert verdicts[0].detail == "fixed said failed"  # stock's failure
+    assert {v.kind for v in confirm(comparison, stock, eyeshim, None, None)} == {"fixed"}
+
+
 def test_tables() -> None:
     stock = Run("s", "stock", _results(a="passed", b="failed", c="skipped"), seconds=61.2)
     eyeshim = Run("s", "eyeshim", _results(a="passed", b="failed"), seconds=59.0)

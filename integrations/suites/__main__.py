@@ -1,0 +1,5 @@
+import sys
+
+from integrations.suites.cli import main
+
+sys.exit(main())

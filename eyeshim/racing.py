@@ -802,7 +802,15 @@ class Race:
         while True:
             now = connector.now()
             candidates.update(now)
-            if self._running:
+            if self._running and any(
+                a.deadline is not None and now >= a.deadline for a in self._running
+            ):
+                # One last look before an attempt is declared timed out: a
+                # connection that completed while this thread was busy (or
+                # descheduled) must win, as stock's poll() would have seen it.
+                finished = connector.wait(0.0, candidates.inbox if candidates.pending else None)
+                if finished and self._settle(finished, connector.now()):
+                    return self._outcome.kind == "tcp"
                 self._expire(now)
             due = self._stock_due()
             if self._stock_ends is not None and now >= self._stock_ends:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import socket
 import sys
+from typing import Any
 
 import pytest
 from fakenet import (
@@ -240,3 +241,21 @@ def test_the_stdlibs_walk_reaches_an_address_the_interleaving_put_later() -> Non
     sock = run(net, {V6: (0, [S1, S2]), V4: (0, [A1])}, timeout=0.2)
     assert sock.address == S2
     assert net.starts() == [(0.0, S1), (200.0, A1), (210.0, S2)]
+
+
+def test_an_attempt_gets_a_last_look_before_it_is_declared_timed_out() -> None:
+    # The suite gate's finding: with urllib3's 1 ms connect timeout on a busy
+    # machine, the racing thread came back after the deadline and failed an
+    # attempt whose connection had completed meanwhile; stock's poll() would
+    # have reported it.  Here the thread "sleeps" 5 ms right after the start.
+    class Descheduled(FakeNet):
+        def connect(self, attempt: Any) -> bool:
+            started = super().connect(attempt)
+            self.now_value += 0.005
+            return started
+
+    net = Descheduled()
+    net.behave(S1, ok(0.1))
+    sock = run(net, {V6: (0, [S1]), V4: (0, [A1])}, timeout=0.001)
+    assert sock.address == S1
+    assert net.events("closed") == []

@@ -36,7 +36,6 @@ steps 4-6 run when the caller finishes it.
 from __future__ import annotations
 
 import errno
-import math
 import operator
 import socket
 
@@ -218,30 +217,36 @@ def _stop_for_tls(dial: Dial, race: Race, outcome: Outcome) -> socket.socket:
 
 def _effective_timeout(timeout: Any) -> Optional[float]:
     """The socket timeout ``timeout`` means (None: blocking), accepted and
-    refused exactly as ``socket.settimeout`` accepts and refuses it: floats
-    (NaN and negatives refused), and anything with ``__index__`` (bool and
-    numpy integers included), with the stdlib's exception types and messages."""
+    refused exactly as ``socket.settimeout`` accepts and refuses it: floats,
+    and anything with ``__index__`` (bool and numpy integers included)."""
     if timeout is DEFAULT_TIMEOUT:
         return socket.getdefaulttimeout()
     if timeout is None:
         return None
-    if isinstance(timeout, float):
-        if math.isnan(timeout):
-            raise ValueError("Invalid value NaN (not a number)")
-        value = timeout
-        if value > _MAX_TIMEOUT:
-            raise OverflowError("timestamp out of range for platform time_t")
-    else:
-        value = operator.index(timeout)  # TypeError: "... cannot be interpreted as an integer"
-        if value > _MAX_TIMEOUT:
-            raise OverflowError("timestamp too large to convert to C _PyTime_t")
-    if value < 0:
-        raise ValueError("Timeout value out of range")
+    try:
+        value = timeout if isinstance(timeout, float) else operator.index(timeout)
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value <= _MAX_TIMEOUT:  # NaN too
+        _refuse_timeout(timeout)  # raises, unless this Python's socket takes it
+        return float(timeout)
     return float(value)
 
 
 # The largest timeout a socket takes: 2**63 - 1 nanoseconds.
 _MAX_TIMEOUT = (2**63 - 1) / 1e9
+
+
+def _refuse_timeout(timeout: Any) -> None:
+    """Raise what ``socket.settimeout(timeout)`` raises, with its very type and
+    message on this Python (they differ between versions): a closed socket
+    object parses the value before it finds it has no descriptor."""
+    probe = socket.socket()
+    probe.close()
+    try:
+        probe.settimeout(timeout)
+    except OSError:
+        pass  # it parsed: the checks above were too strict for this Python
 
 
 # What a failed connect raises: OSError, or with all_errors an ExceptionGroup.

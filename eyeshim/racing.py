@@ -808,9 +808,13 @@ class Race:
                 # One last look before an attempt is declared timed out: a
                 # connection that completed while this thread was busy (or
                 # descheduled) must win, as stock's poll() would have seen it.
-                finished = connector.wait(0.0, candidates.inbox if candidates.pending else None)
-                if finished and self._settle(finished, connector.now()):
-                    return self._outcome.kind == "tcp"
+                # Not for timeout=0: stock's non-blocking connect() does not
+                # look again, it raises "in progress" at once.
+                if self.dial.timeout:
+                    inbox = candidates.inbox if candidates.pending else None
+                    finished = connector.wait(0.0, inbox)
+                    if finished and self._settle(finished, connector.now()):
+                        return self._outcome.kind == "tcp"
                 self._expire(now)
             due = self._stock_due()
             if self._stock_ends is not None and now >= self._stock_ends:

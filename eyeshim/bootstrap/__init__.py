@@ -220,7 +220,7 @@ def _is_eyeshim_command() -> bool:
     """Whether this interpreter runs eyeshim's own command (``eyeshim status``,
     ``python -m eyeshim ...``): strict mode must not stop the very tool that
     explains what is wrong; it warns and runs stock like any other."""
-    argv: List[str] = list(getattr(sys, "orig_argv", None) or sys.argv)
+    argv: List[str] = list(getattr(sys, "orig_argv", None) or _command_line() or sys.argv)
     for index, arg in enumerate(argv[1:], 1):
         if arg == "-m":
             return argv[index + 1 : index + 2] in (["eyeshim"], ["eyeshim.cli"])
@@ -229,6 +229,17 @@ def _is_eyeshim_command() -> bool:
         if not arg.startswith("-"):  # a script
             return os.path.basename(arg) == "eyeshim"
     return bool(argv) and os.path.basename(argv[0]) == "eyeshim"
+
+
+def _command_line() -> List[str]:
+    """The interpreter's own command line, where ``sys.orig_argv`` is missing
+    (before 3.10): at start-up ``sys.argv`` does not hold it yet."""
+    try:
+        with open("/proc/self/cmdline", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def _say(line: str) -> None:

@@ -101,11 +101,12 @@ INTEGRATIONS: dict[str, str] = {
 #: Integrations that add to another's race (its TLS stage): disabling the
 #: other disables them too.
 BUILDS_ON: dict[str, str] = {"urllib3-https": "urllib3", "pip-https": "pip"}
-#: What ``install()`` and the environment select when nothing says otherwise.
-DEFAULT_INTEGRATIONS = ("socket", "urllib3", "pip")
-#: Racing HTTPS through the TLS handshake: opt-in until the stacks' own test suites (the
-#: suite gate) have passed with them (``EYESHIM_INTEGRATIONS=socket,urllib3,pip,https,...``).
+#: Racing HTTPS through the TLS handshake (Happy Eyeballs v3's success rule): on by
+#: default since the stacks' own test suites pass with them (docs/suites.md);
+#: ``EYESHIM_DISABLE=https,urllib3-https,pip-https`` races HTTPS at TCP only.
 TLS_INTEGRATIONS = ("https", "urllib3-https", "pip-https")
+#: What ``install()`` and the environment select when nothing says otherwise.
+DEFAULT_INTEGRATIONS = ("socket", "urllib3", "pip", *TLS_INTEGRATIONS)
 
 # -- parsers: text (a variable, an option) -> value ---------------------------------
 
@@ -956,8 +957,8 @@ INTEGRATIONS_VARIABLE = _switch(
     "`" + ",".join(DEFAULT_INTEGRATIONS) + "`",
     _integration_names,
     "Comma list of integrations to install, replacing the default set; add `getaddrinfo` "
-    "for the opt-in re-sorting, `https,urllib3-https,pip-https` (opt-in for now) to race HTTPS "
-    "through the TLS handshake (the last two on top of `urllib3` and `pip`).",
+    "for the opt-in re-sorting.  `https,urllib3-https,pip-https` race HTTPS through the TLS "
+    "handshake (the last two on top of `urllib3` and `pip`).",
 )
 DISABLE_VARIABLE = _switch(
     "EYESHIM_DISABLE",

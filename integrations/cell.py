@@ -240,14 +240,7 @@ def run_cell(
         except (ImportError, AttributeError) as exc:
             result.update(outcome="skip", error="eyeshim.install unavailable", detail=repr(exc))
             return result
-        if scheme == "https":
-            # Racing through TLS is opt-in for now: the HTTPS rows turn it on.
-            from eyeshim import config
-
-            tls = getattr(config, "TLS_INTEGRATIONS", ())
-            install(integrations=[*config.DEFAULT_INTEGRATIONS, *tls])
-        else:
-            install()
+        install()  # the default integrations race HTTPS through the TLS handshake
         # The engine loads at the first connection; like importing the stack
         # itself (below), that is a one-time cost, measured by the benchmarks'
         # P5, not part of how a scenario's connection goes.

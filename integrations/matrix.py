@@ -353,8 +353,7 @@ def render_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "answers the ClientHello, `::300+300ms` holds every packet 300 ms (NFQUEUE); `t4` "
         "presents a certificate from a CA nobody trusts. The `pip` column runs `pip download` "
         "of the lab index's one package (two HTTPS connections, `--retries 0`) in the cell's "
-        "process. Their eyeshim cells also install the TLS integrations (`https`, "
-        "`urllib3-https`, `pip-https`; opt-in for now).",
+        "process. eyeshim's default integrations race them through the TLS handshake.",
         "- `✓ .34 3 ms`: connected to 10.64.78.34 after 3 ms. `✗ timeout 5.00 s`: the error "
         "and when it was raised (`dns`: name resolution failed; `EADDRNOTAVAIL`/`ENETUNREACH`: "
         "no IPv6 on that client; `certificate`: the TLS certificate was refused). `n/a`: "

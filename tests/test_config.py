@@ -248,7 +248,13 @@ def test_every_variable_the_package_names_is_declared() -> None:
 
 def test_select_integrations() -> None:
     assert select_integrations({}) == DEFAULT_INTEGRATIONS
-    assert select_integrations({"EYESHIM_DISABLE": "pip"}) == ("socket", "urllib3")
+    # pip's TLS stage goes with pip.
+    assert select_integrations({"EYESHIM_DISABLE": "pip"}) == (
+        "socket",
+        "urllib3",
+        "https",
+        "urllib3-https",
+    )
     # pip's TLS stage goes with pip.
     everything = {"EYESHIM_INTEGRATIONS": "socket,urllib3,pip,https,urllib3-https,pip-https"}
     assert select_integrations({**everything, "EYESHIM_DISABLE": "pip"}) == (

@@ -365,7 +365,7 @@ def test_getaddrinfo_resort_is_opt_in_and_uses_history(site: Site) -> None:
 
 def test_install_from_env() -> None:
     assert patches.install_from_env(
-        {"EYESHIM_DISABLE": "pip,urllib3", "EYESHIM_CONNECTION_ATTEMPT_DELAY": "300ms"}
+        {"EYESHIM_DISABLE": "pip,urllib3,https", "EYESHIM_CONNECTION_ATTEMPT_DELAY": "300ms"}
     )
     assert set(eyeshim.installed_integrations()) == {"socket"}
     assert eyeshim.get_config().connection_attempt_delay == pytest.approx(0.3)

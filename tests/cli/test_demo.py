@@ -59,10 +59,13 @@ def test_the_demo_teaches_a_shared_history_file_nothing(tmp_path: object) -> Non
 
 
 INTERRUPTED = """\
-import subprocess, sys
+import signal, subprocess, sys
 demo = subprocess.Popen(
     [sys.executable, "-m", "eyeshim", "demo", "--timeout", "60"],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # Ctrl-C at a terminal reaches a process whose SIGINT is the default; a
+    # background job of a non-interactive shell (CI) inherits it ignored.
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
 )
 for line in demo.stdout:
     if line.startswith("stock socket.create_connection"):  # now waiting on the broken address

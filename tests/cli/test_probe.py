@@ -454,7 +454,7 @@ def test_timeout_zero_says_what_it_does_not_blame_dns(listener: int) -> None:
 
 
 HANGING = """\
-import socket, subprocess, sys, time
+import signal, socket, subprocess, sys, time
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(0)
@@ -463,6 +463,9 @@ filler = socket.create_connection(("127.0.0.1", port), timeout=2)  # the queue i
 probe = subprocess.Popen(
     [sys.executable, "-m", "eyeshim", "probe", f"127.0.0.1:{port}", "--timeout", "60"],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # Ctrl-C at a terminal reaches a process whose SIGINT is the default; a
+    # background job of a non-interactive shell (CI) inherits it ignored.
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
 )
 seen = []
 for line in probe.stdout:  # each event as it happens, before the race is over

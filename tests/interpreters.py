@@ -30,6 +30,27 @@ TIMEOUT = 120
 
 SOURCE_ROOT = str(Path(eyeshim.__file__).resolve().parent.parent)
 
+#: Python source, for the scripts of the Ctrl-C tests: ``ctrl_c(process)``
+#: sends SIGINT the way a terminal does, once the process sleeps in poll().
+#: Sent any earlier, it can land in the instant between the interpreter
+#: releasing the GIL and the system call, where CPython (stock too) only
+#: sees it when poll() returns: the test would wait out the 60 s timeout.
+CTRL_C = """
+import signal, time
+def ctrl_c(process):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{process.pid}/wchan") as wchan:
+            if "poll" in wchan.read():
+                break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+def default_sigint():
+    # Ctrl-C at a terminal reaches a process whose SIGINT is the default; a
+    # background job of a non-interactive shell (CI) inherits it ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+"""
+
 
 def clean_env(**extra: str) -> Dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EYESHIM_", "PYTHON"))}

@@ -63,6 +63,19 @@ _ENTRY_POINTS = {
     "pip": ("pip's urllib3 HTTPConnection.connect()", "pip._vendor.urllib3.connection"),
 }
 
+#: Integrations the check cannot race (its target speaks no TLS, and
+#: ``getaddrinfo`` makes no connection) -> (what they do, the module imported
+#: first, as above).  They are reported active or not, and why.
+_NOT_RACED = {
+    "https": ("HTTPSConnection races through the TLS handshake", "http.client"),
+    "urllib3-https": ("urllib3 HTTPS races through the TLS handshake", "urllib3.connection"),
+    "pip-https": (
+        "pip's urllib3 HTTPS races through the TLS handshake",
+        "pip._vendor.urllib3.connection",
+    ),
+    "getaddrinfo": ("it re-sorts getaddrinfo, it makes no connection", None),
+}
+
 
 class Result:
     """What the check found for one integration."""
@@ -261,8 +274,9 @@ def check(timeout: Optional[float] = None) -> Report:
         )
     missing: Dict[str, str] = {}
     for name in patches.installed_integrations():
-        if name in _ENTRY_POINTS:
-            why = _wake(_ENTRY_POINTS[name][1])
+        entry = _ENTRY_POINTS.get(name) or _NOT_RACED.get(name)
+        if entry is not None:
+            why = _wake(entry[1])
             if why is not None:
                 missing[name] = why
     status = patches.integration_status()
@@ -276,9 +290,8 @@ def check(timeout: Optional[float] = None) -> Report:
         elif not item["active"]:
             report.results.append(Result(name, "failed", f"stepped aside: {item['why']}"))
         elif name not in _ENTRY_POINTS:
-            report.results.append(
-                Result(name, "skipped", "active; it re-sorts getaddrinfo, it makes no connection")
-            )
+            what = _NOT_RACED[name][0] if name in _NOT_RACED else "not raced by the check"
+            report.results.append(Result(name, "skipped", f"active; {what} (not raced here)"))
         else:
             racing.append(name)
             report.results.append(Result(name, "pending", ""))

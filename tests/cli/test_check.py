@@ -114,3 +114,27 @@ def test_installed_by_the_program_itself() -> None:
     result = python(["-c", code])
     assert result.returncode == 0, result.stderr
     assert "installed: yes, by eyeshim.install() in this program" in result.stdout
+
+
+WITHOUT_URLLIB3 = """\
+import sys
+sys.modules["urllib3"] = None  # as in a venv that has only pip (pip vendors its own)
+from eyeshim.cli import check
+sys.exit(check.main(sys.argv[1:]))
+"""
+
+
+def test_an_integration_for_a_library_not_installed_is_skipped_not_failed() -> None:
+    result = eyeshim_run(["-c", WITHOUT_URLLIB3, "--json"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_name = {item["name"]: item for item in json.loads(result.stdout)["integrations"]}
+    for name in ("urllib3", "urllib3-https"):
+        assert by_name[name]["verdict"] == "skipped", by_name[name]
+        assert by_name[name]["detail"] == "urllib3 is not installed here"
+    # The TLS integrations are named for what they do, not raced: the
+    # check's target speaks no TLS.
+    assert by_name["https"]["verdict"] == by_name["pip-https"]["verdict"] == "skipped"
+    assert by_name["https"]["detail"] == (
+        "active; HTTPSConnection races through the TLS handshake (not raced here)"
+    )
+    assert by_name["socket"]["verdict"] == by_name["pip"]["verdict"] == "proven"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from interpreters import clean_env, python
+from interpreters import CTRL_C, clean_env, python
 
 
 def test_demo_command_shows_the_fallback() -> None:
@@ -58,19 +58,17 @@ def test_the_demo_teaches_a_shared_history_file_nothing(tmp_path: object) -> Non
     assert len(rows) == 1 and float(rows[0][2]) >= 900, rows
 
 
-INTERRUPTED = """\
-import signal, subprocess, sys
+INTERRUPTED = CTRL_C + """
+import subprocess, sys
 demo = subprocess.Popen(
     [sys.executable, "-m", "eyeshim", "demo", "--timeout", "60"],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    # Ctrl-C at a terminal reaches a process whose SIGINT is the default; a
-    # background job of a non-interactive shell (CI) inherits it ignored.
-    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    preexec_fn=default_sigint,
 )
 for line in demo.stdout:
     if line.startswith("stock socket.create_connection"):  # now waiting on the broken address
         break
-demo.send_signal(2)  # Ctrl-C
+ctrl_c(demo)
 _, err = demo.communicate(timeout=30)
 print(repr((demo.returncode, err)))
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
-from interpreters import clean_env, python
+from interpreters import CTRL_C, clean_env, python
 
 from eyeshim.cli import EXIT_INTERRUPTED
 from eyeshim.cli.demo import DEMO_NAME, BrokenAndWorking, demo_name_resolves_to
@@ -453,8 +453,8 @@ def test_timeout_zero_says_what_it_does_not_blame_dns(listener: int) -> None:
     assert "timeout 0 s per attempt" in result.stdout
 
 
-HANGING = """\
-import signal, socket, subprocess, sys, time
+HANGING = CTRL_C + """
+import socket, subprocess, sys, time
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))
 listener.listen(0)
@@ -463,9 +463,7 @@ filler = socket.create_connection(("127.0.0.1", port), timeout=2)  # the queue i
 probe = subprocess.Popen(
     [sys.executable, "-m", "eyeshim", "probe", f"127.0.0.1:{port}", "--timeout", "60"],
     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    # Ctrl-C at a terminal reaches a process whose SIGINT is the default; a
-    # background job of a non-interactive shell (CI) inherits it ignored.
-    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    preexec_fn=default_sigint,
 )
 seen = []
 for line in probe.stdout:  # each event as it happens, before the race is over
@@ -473,7 +471,7 @@ for line in probe.stdout:  # each event as it happens, before the race is over
     if "#1 127.0.0.1" in line:
         break
 started = time.monotonic()
-probe.send_signal(2)  # Ctrl-C
+ctrl_c(probe)
 rest, err = probe.communicate(timeout=30)
 print(repr(("".join(seen), rest, err, probe.returncode, time.monotonic() - started)))
 """

@@ -185,8 +185,8 @@ def thread_cost(n: int, host: Optional[str] = None, port: int = 0) -> dict[str, 
     per operation, median wall and CPU time (seconds) of ``n`` repetitions of
 
     * ``start_join``: start a thread that does nothing, join it;
-    * ``start_join_exit``: the same, then wait until the kernel thread is gone
-      (eyeshim's ``settle`` does that, so that fork() finds no thread);
+    * ``start_bare``: start a bare ``_thread`` thread and wait until it has
+      run (what eyeshim pays per lookup: no start handshake, no join);
     * ``handoff``: hand work to a thread that is already running, and get the
       answer back (two lock hand-offs: what a warm pool costs instead);
     * with ``host``: ``lookup_new_thread``, one ``getaddrinfo(host, port,
@@ -195,6 +195,7 @@ def thread_cost(n: int, host: Optional[str] = None, port: int = 0) -> dict[str, 
       looked up before (glibc keeps resolver state per thread: a new thread's
       first lookup may cost more than the thread itself).
     """
+    import _thread
     import statistics
     import threading
 
@@ -218,21 +219,16 @@ def thread_cost(n: int, host: Optional[str] = None, port: int = 0) -> dict[str, 
         thread.join()
 
     out = {"start_join": timed(start_join)}
-    from eyeshim import resolving
 
-    # Linux: polls /proc/self/task/<tid> (absent from other eyeshim versions).
-    wait_for_exit: Optional[Callable[[Any, float], None]] = getattr(
-        resolving, "_wait_for_exit", None
-    )
-    if wait_for_exit is not None:
+    def start_bare() -> None:
+        # What eyeshim does per lookup: a bare thread, no start handshake,
+        # no join; here only until it has run (a lock it releases).
+        ran = _thread.allocate_lock()
+        ran.acquire()
+        _thread.start_new_thread(ran.release, ())
+        ran.acquire()
 
-        def start_join_exit() -> None:
-            thread = threading.Thread(target=nothing)
-            thread.start()
-            thread.join()
-            wait_for_exit(thread, 1.0)
-
-        out["start_join_exit"] = timed(start_join_exit)
+    out["start_bare"] = timed(start_bare)
 
     go, back = threading.Lock(), threading.Lock()
     go.acquire()

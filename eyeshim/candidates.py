@@ -444,6 +444,7 @@ class Candidates:
     # AF_UNSPEC lookup would have used.
 
     def _settle(self, now: float) -> None:
+        accepted: List[Answer] = []
         for family in list(self._held):
             verdict = self._belongs(self._held[family])
             if verdict is None:
@@ -453,10 +454,20 @@ class Candidates:
                 self._held.clear()
                 self._lookup(socket.AF_UNSPEC)
                 return
-            if verdict and self._add(answer.infos):
-                self._names[family] = answer.name
-                if self._first_answer is None:
-                    self._first_answer = now
+            if verdict:
+                accepted.append(answer)
+        # Answers that arrived together are sorted in once (the sort is of
+        # every untried address anyway: one sort gives the same order as two).
+        fresh: List[AddrInfo] = []
+        for answer in accepted:
+            new = self._new(answer.infos)
+            if new:
+                self._names[answer.family] = answer.name
+                fresh += new
+        if fresh:
+            self._sort_in(fresh)
+            if self._first_answer is None:
+                self._first_answer = now
 
     def _belongs(self, answer: Answer) -> Any:
         """True: race it; False: drop it (another name answered first in
@@ -507,26 +518,32 @@ class Candidates:
     # -- the untried addresses -----------------------------------------------------
 
     def _add(self, infos: List[AddrInfo]) -> bool:
+        new = self._new(infos)
+        if new:
+            self._sort_in(new)
+        return bool(new)
+
+    def _new(self, infos: List[AddrInfo]) -> List[AddrInfo]:
+        """The addresses of ``infos`` not seen before (now seen)."""
         new = []
         for info in infos:
             key = _dedupe_key(info)
             if key not in self._seen:
                 self._seen[key] = info
                 new.append(info)
-        if new:
-            self._stock = None
-            # R7/R24: newcomers are sorted together with the addresses not yet
-            # tried, continuing the interleaving of those already handed out;
-            # attempts already running are left alone (R22).
-            self._untried = self._order(self._untried + new, self._attempted)
-            if self._trace is not None:
-                known, rules = self._order.describe(self._untried)
-                if known:
-                    self._trace(events.HistoryKnown, known=known)
-                self._trace(
-                    events.Sorted, order=[address_of(i) for i in self._untried], rules=rules
-                )
-        return bool(new)
+        return new
+
+    def _sort_in(self, new: List[AddrInfo]) -> None:
+        self._stock = None
+        # R7/R24: newcomers are sorted together with the addresses not yet
+        # tried, continuing the interleaving of those already handed out;
+        # attempts already running are left alone (R22).
+        self._untried = self._order(self._untried + new, self._attempted)
+        if self._trace is not None:
+            known, rules = self._order.describe(self._untried)
+            if known:
+                self._trace(events.HistoryKnown, known=known)
+            self._trace(events.Sorted, order=[address_of(i) for i in self._untried], rules=rules)
 
     def close(self) -> None:
         """The race is over: stop listening (queued lookups are cancelled)."""

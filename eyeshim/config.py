@@ -781,9 +781,9 @@ class Config(_Frozen):
         default=0.0,
         maximum=60.0,
         doc="How long a DNS thread waits for more work before it exits",
-        details="0 (the default): a thread exits as soon as its lookup is done, and is "
-        "joined before the call returns, so no thread outlives its work and fork() right "
-        "after a call finds none.  A few seconds keeps threads warm for programs that "
+        details="0 (the default): a thread exits as soon as its lookup is done, so no "
+        "thread outlives its work, and fork() right after a call waits until those "
+        "threads are gone.  A few seconds keeps threads warm for programs that "
         "connect in bursts and never fork.",
     )
     dns_cache: bool = switch_field(

@@ -16,12 +16,19 @@ How the threads behave, and why:
   while a lookup is in flight join it instead of starting another: 64
   threads connecting to one host make two lookups, not 128.
 * **No thread outlives its work.**  A thread runs one lookup (or, when
-  lookups are waiting for a free thread, the next one) and exits; when the
-  race returns, the threads of its finished lookups have been joined, so
-  ``threading.active_count()`` is what it was and a ``fork()`` right after
-  finds no thread (a thread inside ``getaddrinfo`` at ``fork()`` can leave
-  glibc's locks held in the child).  ``resolver_idle_timeout`` lets threads
-  wait for more work instead, for programs that prefer warm threads.
+  lookups are waiting for a free thread, the next one) and exits.  It is a
+  bare ``_thread`` thread, started without a handshake and never joined:
+  ``threading.Thread.start()`` waits until the new thread has run, and a
+  join waits for the kernel to reap it, two context switches per lookup
+  that doubled the cost of a connect to a resolved name.  What joining
+  protected is kept where it matters: ``fork()`` waits (``before_fork``,
+  bounded) until the threads that finished have exited, so a child is
+  forked from a process with no lookup thread that could be avoided (a
+  thread inside ``getaddrinfo`` at ``fork()`` can leave glibc's locks held
+  in the child; one still inside a lookup is a risk stock Python shares).
+  The threads are not in ``threading.enumerate()``.
+  ``resolver_idle_timeout`` lets threads wait for more work instead, for
+  programs that prefer warm threads.
 * **Bounded, for lookups somebody waits for.**  At most
   ``resolver_threads`` threads run lookups that a race still wants; more
   wait in a queue.  A lookup every race has given up on (the race was won,
@@ -29,13 +36,14 @@ How the threads behave, and why:
   cannot be cancelled, so its thread runs on, but it must not make other
   callers wait.  A hard cap (four times the bound) still limits threads
   when DNS hangs for everyone.
-* Threads are daemons: a hung lookup never keeps the interpreter from
+* Like daemon threads, a hung lookup never keeps the interpreter from
   exiting.  The lookups in flight are owned by ``state.STATE``, which gives
   a forked child none (their answers would never arrive there).
 """
 
 from __future__ import annotations
 
+import _thread
 import collections
 import os
 import socket
@@ -121,24 +129,25 @@ class Resolver(Protocol):
         ...
 
 
+#: Starts a lookup thread; a module attribute so that a test can make a
+#: start fail the way a real one can (out of threads, an interrupt).
+start_thread = _thread.start_new_thread
+
+
 class Lookup:
     """One ``getaddrinfo`` call, shared by every race waiting for it."""
 
-    __slots__ = ("abandoned", "decided", "done", "exits", "key", "receivers", "run", "thread")
+    __slots__ = ("abandoned", "done", "key", "receivers", "run", "running")
 
     def __init__(self, key: Any, run: Callable[[], Answer]) -> None:
         self.key = key
         self.run = run
         self.receivers: List[Deliver] = []
-        self.thread: Optional[threading.Thread] = None
+        #: a thread has taken it
+        self.running = False
         self.done = False
         #: every race waiting for it has gone
         self.abandoned = False
-        #: released once its thread, after the lookup, knows what it does next
-        self.decided = threading.Lock()
-        self.decided.acquire()
-        #: ... which is to exit
-        self.exits = False
 
 
 class Lookups:
@@ -152,10 +161,14 @@ class Lookups:
         self._threads = 0  # alive
         self._wanted = 0  # running a lookup some race still waits for
         self._idle = 0  # waiting for work (only with an idle timeout)
+        # Kernel ids of threads that finished their work and are exiting,
+        # for before_fork().  An exit takes microseconds: the last few are
+        # all that can still be alive.
+        self._exiting: Deque[int] = collections.deque(maxlen=64)
 
     @property
     def thread_count(self) -> int:
-        """Resolver threads alive right now."""
+        """Resolver threads alive right now (or in their last microseconds)."""
         with self._lock:
             return self._threads
 
@@ -195,20 +208,14 @@ class Lookups:
         lookup = self._queue.popleft()
         self._wanted += 1
         self._threads += 1
-        thread = threading.Thread(
-            target=self._worker,
-            args=(lookup, max_threads, idle_timeout),
-            name="eyeshim-resolver",
-            daemon=True,
-        )
-        lookup.thread = thread
+        lookup.running = True
         try:
-            thread.start()
+            start_thread(self._worker, (lookup, max_threads, idle_timeout))
         except BaseException:
             # Not started (out of threads, or an interrupt): nothing runs it.
             self._wanted -= 1
             self._threads -= 1
-            lookup.thread = None
+            lookup.running = False
             self._queue.appendleft(lookup)
             raise
 
@@ -225,10 +232,7 @@ class Lookups:
                 for deliver in receivers:
                     deliver(answer)
             finally:
-                finished = lookup
                 lookup = self._next(max_threads, idle_timeout)
-                finished.exits = lookup is None
-                finished.decided.release()
 
     def _next(self, max_threads: int, idle_timeout: float) -> Optional[Lookup]:
         """The next queued lookup for this thread, or None: it exits."""
@@ -239,7 +243,7 @@ class Lookups:
                     self._inflight.pop(self._queue.popleft().key, None)
                 if self._queue and self._wanted < max_threads:
                     lookup = self._queue.popleft()
-                    lookup.thread = threading.current_thread()
+                    lookup.running = True
                     self._wanted += 1
                     return lookup
                 now = time.monotonic()
@@ -247,6 +251,7 @@ class Lookups:
                     deadline = now + idle_timeout
                 if now >= deadline:
                     self._threads -= 1
+                    self._exiting.append(_thread.get_native_id())
                     return None
                 self._idle += 1
                 try:
@@ -262,7 +267,7 @@ class Lookups:
             if lookup.receivers or lookup.done or lookup.abandoned:
                 return
             lookup.abandoned = True
-            if lookup.thread is None:  # still queued: it never runs
+            if not lookup.running:  # still queued: it never runs
                 self._inflight.pop(lookup.key, None)
                 try:
                     self._queue.remove(lookup)
@@ -275,35 +280,23 @@ class Lookups:
             self._wanted -= 1
             self._dispatch(max_threads, 0.0)
 
-    def settle(self, lookup: Lookup, bound: float = 1.0) -> None:
-        """Wait (briefly) for the thread of a finished ``lookup`` to exit, so
-        that nothing of a returned call is still running.  A thread that went
-        on to another lookup, or one still inside ``getaddrinfo``, is left
-        alone."""
-        thread = lookup.thread
-        if not lookup.done or thread is None or thread is threading.current_thread():
+    def before_fork(self, bound: float = 0.05) -> None:
+        """Wait, at most ``bound`` seconds, until the threads that finished
+        their lookups have exited: ``fork()`` (and Python 3.12's warning about
+        forking a multi-threaded process) counts kernel threads.  Linux only
+        (``/proc``); a thread still inside a lookup is not waited for."""
+        with self._lock:
+            exiting = list(self._exiting)
+            self._exiting.clear()
+        if not exiting or not _TASKS:
             return
-        if lookup.decided.acquire(timeout=bound):
-            lookup.decided.release()
-            if lookup.exits:
-                thread.join(bound)
-                _wait_for_exit(thread, bound)
-
-
-def _wait_for_exit(thread: threading.Thread, bound: float) -> None:
-    """After ``join()`` the thread's Python side is done, but the kernel thread
-    lingers for some microseconds; ``fork()`` (and Python 3.12's warning about
-    forking a multi-threaded process) counts kernel threads.  On Linux, wait
-    until it is gone."""
-    native_id = getattr(thread, "native_id", None)
-    if native_id is None or not _TASKS:
-        return
-    path = f"{_TASKS}/{native_id}"
-    deadline = time.monotonic() + bound
-    pause = 0.00002
-    while os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(pause)
-        pause = min(pause * 2, 0.001)
+        deadline = time.monotonic() + bound
+        pause = 0.00002
+        for native_id in exiting:
+            path = f"{_TASKS}/{native_id}"
+            while os.path.exists(path) and time.monotonic() < deadline:
+                time.sleep(pause)  # lets the exiting thread take the GIL
+                pause = min(pause * 2, 0.001)
 
 
 _TASKS = "/proc/self/task" if os.path.isdir("/proc/self/task") else ""
@@ -481,12 +474,10 @@ class ThreadedResolver:
             return answer
 
         lookup = lookups.start(key, run, deliver, self._max_threads, self._idle_timeout)
-        max_threads, idle = self._max_threads, self._idle_timeout
+        max_threads = self._max_threads
 
         def done_with() -> None:
             lookups.leave(lookup, deliver, max_threads)
-            if not idle:
-                lookups.settle(lookup)
 
         return done_with
 

@@ -29,7 +29,8 @@ its answer there.  Reproduced before this module existed: with the DNS cache
 on, a child forked while the parent was inside a lookup joined that lookup
 and waited, with ``timeout=None`` for ever, for a thread that did not exist.
 With every piece in one place, one ``os.register_at_fork`` hook resets
-exactly what a child cannot trust, and nothing can be forgotten.
+exactly what a child cannot trust, and nothing can be forgotten; before the
+fork, it lets resolver threads that finished their work exit.
 
 Knowledge (history, cache entries, prefixes) is kept across fork: it is as
 true in the child as in the parent.  A history shared through a file
@@ -329,6 +330,13 @@ class ProcessState:
 
     # -- fork ------------------------------------------------------------------------
 
+    def before_fork(self) -> None:
+        """Let the resolver threads that finished their work exit first, so
+        that the child is forked from a process without them."""
+        lookups = self._lookups
+        if lookups is not None:
+            lookups.before_fork()
+
     def after_fork_in_child(self) -> None:
         """Replace what a forked child cannot trust (see the module docstring)."""
         self._lock = threading.Lock()
@@ -380,4 +388,4 @@ class _PrivateHistory:
 STATE = ProcessState()
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=STATE.after_fork_in_child)
+    os.register_at_fork(before=STATE.before_fork, after_in_child=STATE.after_fork_in_child)

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from eyeshim import connection
+from eyeshim import connection, resolving
 from eyeshim.config import Config
 from eyeshim.connection import connect
 from eyeshim.resolving import Answer, AnswerCache, Lookups, ThreadedResolver
@@ -284,16 +284,16 @@ def test_an_interrupt_while_a_thread_starts_leaves_the_counts_right(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lookups = Lookups()
-    real_start = threading.Thread.start
+    real_start = resolving.start_thread
     calls = {"n": 0}
 
-    def start_once_interrupted(self: threading.Thread) -> None:
+    def start_once_interrupted(function: Any, args: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt
-        real_start(self)
+        return real_start(function, args)
 
-    monkeypatch.setattr(threading.Thread, "start", start_once_interrupted)
+    monkeypatch.setattr(resolving, "start_thread", start_once_interrupted)
     got: List[Answer] = []
     with pytest.raises(KeyboardInterrupt):
         lookups.start("a", lambda: Answer(socket.AF_INET, []), got.append, max_threads=1)

@@ -74,7 +74,7 @@ def run(ctx: Context, result: ScenarioResult) -> None:
                         LIMIT,
                         f"{label}: eyeshim median HTTPS request <= {LIMIT:.2f}x stock",
                         "a name goes through eyeshim's resolver: two per-family lookups on "
-                        "threads started and joined per call (P1's resolved-name case, "
+                        "threads started per call (P1's resolved-name case, "
                         "hundreds of microseconds), which a loopback request of a few "
                         "milliseconds makes visible; the TLS stage itself costs what the "
                         "'eyeshim (TCP racing only)' row shows against eyeshim",

@@ -212,7 +212,7 @@ def _targets(
         why = (
             (
                 "measured: " + "; ".join(parts) + ". Where the warm-thread row is at or below "
-                "aiohappyeyeballs, the difference is the resolver threads started and joined per "
+                "aiohappyeyeballs, the difference is the resolver threads started per "
                 "call (no thread outlives its work; P1's table times one on this machine); "
                 "aiohappyeyeballs reuses the event loop's executor threads."
             )

@@ -167,3 +167,25 @@ def test_idna_is_the_socket_modules_encoding(host: str) -> None:
         expected = None
     assert dns.idna(host) == expected
     assert dns.idna("bücher.example") == "xn--bcher-kva.example"
+
+
+def test_what_choice_remembers_per_name_follows_the_hosts_file_and_hostname(
+    system: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from eyeshim.candidates import HostsFile
+
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1 localhost\n")
+    hosts = HostsFile(str(path), recheck=0.0)
+    monkeypatch.setattr(STATE, "hosts", lambda: hosts)
+    conf = resolvconf.parse(system["resolv"], environ={}, hostname="h")
+    line = nsswitch.parse(system["nsswitch"])
+    monkeypatch.setattr(STATE, "resolv_conf", lambda: conf)  # the same objects each time
+    monkeypatch.setattr(STATE, "nsswitch", lambda: line)
+    assert dns.choice("box.example.org", AUTO).stub
+    assert dns.choice("box.example.org", AUTO).stub  # remembered
+    path.write_text("127.0.0.1 localhost\n192.0.2.7 box.example.org\n")
+    assert "hosts file" in dns.choice("box.example.org", AUTO).reason
+    monkeypatch.setattr(socket, "gethostname", lambda: "box.example.org")
+    path.write_text("127.0.0.1 localhost\n")
+    assert "own name" in dns.choice("box.example.org", AUTO).reason

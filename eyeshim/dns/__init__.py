@@ -23,7 +23,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Tuple
+    from typing import Any, Dict, List, Optional, Tuple
 
     from ..config import Config
     from ..resolving import Resolver
@@ -174,6 +174,15 @@ def _process(config: Config) -> Optional[Choice]:
     return verdict
 
 
+# What choice() said for each name, while the process-wide facts (``_last``)
+# and the hosts file stay the same: working it out (IDNA, the name's shape,
+# the hosts file, the host's own name) costs more than the rest of a cached
+# race's set-up.  Bounded: a process connecting to many names forgets.
+_by_host: Dict[Any, Choice] = {}
+_by_host_for: List[Any] = [None, None, None]
+_BY_HOST_MAX = 512
+
+
 def _work_out(config: Config) -> Optional[Choice]:
     if config.resolver == "system":
         return _system("EYESHIM_RESOLVER=system")
@@ -210,11 +219,36 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
         return verdict
     from ..state import STATE
 
-    line = STATE.nsswitch()
-    conf = STATE.resolv_conf()
-    why = f"nsswitch hosts: {' '.join(line.services)}; nameservers {', '.join(conf.nameservers)}"
     if host is None:
-        return Choice(STUB, why)
+        return Choice(STUB, _stub_why())
+    hosts = STATE.hosts()
+    own_name = socket.gethostname()
+    # The hosts file's names are a new frozenset each time it is re-read.
+    if _by_host_for != [_last, hosts.names(), own_name]:
+        _by_host.clear()
+        _by_host_for[:] = [_last, hosts.names(), own_name]
+    try:
+        known = _by_host.get((type(host), host))
+    except TypeError:  # not hashable: worked out below, as any odd host is
+        known = None
+    if known is not None:
+        return known
+    found = _for_host(host, STATE.nsswitch(), hosts, own_name)
+    if isinstance(host, (str, bytes)):
+        if len(_by_host) >= _BY_HOST_MAX:
+            _by_host.clear()
+        _by_host[(type(host), host)] = found
+    return found
+
+
+def _stub_why() -> str:
+    from ..state import STATE
+
+    line, conf = STATE.nsswitch(), STATE.resolv_conf()
+    return f"nsswitch hosts: {' '.join(line.services)}; nameservers {', '.join(conf.nameservers)}"
+
+
+def _for_host(host: Any, line: Any, hosts: Any, own_name: str) -> Choice:
     encoded: Optional[str]
     if isinstance(host, bytes):
         try:
@@ -234,7 +268,7 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
     if not _plain_name(name) or len(name.rstrip(".")) > 253:
         return _system("not a plain host name (characters or lengths DNS names do not have)")
     lowered = name.lower().rstrip(".")
-    if host in STATE.hosts():
+    if host in hosts:
         return _system("listed in the hosts file: answered by getaddrinfo before any resolver")
     if line.local_names and (lowered == "local" or lowered.endswith(".local")):
         return _system("a .local name, answered by mdns in nsswitch.conf")
@@ -243,10 +277,10 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
         or lowered.endswith(".localhost")
         or lowered.endswith(".localhost.localdomain")
         or lowered.startswith("_")
-        or lowered == socket.gethostname().lower().rstrip(".")
+        or lowered == own_name.lower().rstrip(".")
     ):
         return _system("the host's own name or a localhost name, answered by myhostname")
-    return Choice(STUB, why)
+    return Choice(STUB, _stub_why())
 
 
 def resolver_for(

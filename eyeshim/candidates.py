@@ -30,12 +30,12 @@ addresses join.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import math
 import os
 import select
 import socket
-import threading
 import time
 
 from . import events
@@ -96,13 +96,13 @@ class HostsFile:
         self.path = path
         self.recheck = recheck
         self._checked = -math.inf
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._stamp: Optional[Tuple[int, int]] = None
         self._names: frozenset[str] = frozenset()
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def __contains__(self, host: object) -> bool:
         if isinstance(host, bytes):
@@ -185,11 +185,11 @@ class Inbox:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         # Held while nothing has arrived; a delivery releases it, and the
         # racer's acquire() both waits for and consumes the signal.  Cheaper
         # than a Condition, which allocates a lock per wait.
-        self._arrived = threading.Lock()
+        self._arrived = _thread.allocate_lock()
         self._arrived.acquire()
         self._signalled = False
         self._answers: Deque[Answer] = collections.deque()

@@ -58,12 +58,11 @@ Counters are kept always (a lock and a few numbers per race) and read with
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import itertools
 import os
 import socket
 import sys
-import threading
 
 from .config import TRACE_VARIABLE, read_variable
 from .state import STATE
@@ -75,7 +74,6 @@ if TYPE_CHECKING:
         Callable,
         ClassVar,
         Dict,
-        Iterator,
         List,
         Mapping,
         Optional,
@@ -351,7 +349,7 @@ def _jsonable(value: Any) -> Any:
 
 # -- who listens -----------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _subscribers: Tuple[Callable[[RaceEvent], None], ...] = ()
 _race_numbers = itertools.count(1)
 
@@ -388,22 +386,30 @@ def subscribe(callback: Callable[[RaceEvent], None]) -> Callable[[], None]:
     return unsubscribe
 
 
-@contextlib.contextmanager
-def recording() -> Iterator[List[RaceEvent]]:
+class recording:  # lower case: called like the function it was
     """``with eyeshim.events.recording() as events:`` collects every event
-    emitted inside the block (by any thread) into the list."""
-    collected: List[RaceEvent] = []
-    lock = threading.Lock()
+    emitted inside the block (by any thread) into the list.
 
-    def collect(event: RaceEvent) -> None:
-        with lock:
-            collected.append(event)
+    (A class, not a ``contextlib.contextmanager``: importing contextlib
+    would add a millisecond to the first connect of every program.)"""
 
-    unsubscribe = subscribe(collect)
-    try:
-        yield collected
-    finally:
-        unsubscribe()
+    def __init__(self) -> None:
+        self._collected: List[RaceEvent] = []
+        self._lock = _thread.allocate_lock()
+        self._unsubscribe: Optional[Callable[[], None]] = None
+
+    def _collect(self, event: RaceEvent) -> None:
+        with self._lock:
+            self._collected.append(event)
+
+    def __enter__(self) -> List[RaceEvent]:
+        self._unsubscribe = subscribe(self._collect)
+        return self._collected
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
 
 def _trace_logger() -> Any:
@@ -490,23 +496,23 @@ def _report_subscriber(callback: Any, exc: Exception) -> None:
 
 # -- logging that cannot re-enter itself -----------------------------------------
 
-_quiet = threading.local()
+_quiet = _thread._local()
 
 
-@contextlib.contextmanager
-def quiet_logging() -> Iterator[None]:
+class quiet_logging:  # lower case: called like the function it was
     """Inside this block (per thread) eyeshim logs nothing.
 
     Wraps eyeshim's own calls into logging: a handler that opens a connection
     (``SocketHandler``, ``HTTPHandler``) comes back into eyeshim, which must
     not log again from there.
     """
-    depth = getattr(_quiet, "depth", 0)
-    _quiet.depth = depth + 1
-    try:
-        yield
-    finally:
-        _quiet.depth = depth
+
+    def __enter__(self) -> None:
+        self._depth = getattr(_quiet, "depth", 0)
+        _quiet.depth = self._depth + 1
+
+    def __exit__(self, *exc: Any) -> None:
+        _quiet.depth = self._depth
 
 
 def _inside_logging() -> bool:
@@ -561,7 +567,7 @@ class Counters:
     )
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._values: Dict[str, float] = dict.fromkeys(self.NAMES, 0)
         self._values["time_saved"] = 0.0
 

@@ -59,9 +59,9 @@ happy path) tells the journal nothing.
 
 from __future__ import annotations
 
+import _thread
 import collections
 import math
-import threading
 import time
 
 TYPE_CHECKING = False
@@ -116,7 +116,7 @@ class History:
         self.failure_ttl = failure_ttl
         self.rtt_ttl = rtt_ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._records: collections.OrderedDict[str, Record] = collections.OrderedDict()
         # (address, port) -> when it last refused
         self._refused: collections.OrderedDict[Tuple[str, Any], float] = collections.OrderedDict()
@@ -136,7 +136,7 @@ class History:
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread.
         What was learnt is as true in the child as in the parent."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     # -- writing -------------------------------------------------------------
 

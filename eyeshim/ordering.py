@@ -30,7 +30,6 @@ has learned (``history``):
 
 from __future__ import annotations
 
-import ipaddress
 import operator
 import socket
 
@@ -393,6 +392,8 @@ def _family_of(family: int) -> int:
 
 
 def _address_family(item: object) -> int:
+    import ipaddress  # only for this odd case: not on every program's first connect
+
     if isinstance(item, (ipaddress.IPv4Address, ipaddress.IPv6Address, str)):
         address = _sorting().policy.parse_address(item, "address")
         return socket.AF_INET if address.version == 4 else socket.AF_INET6

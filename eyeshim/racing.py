@@ -52,7 +52,6 @@ import os
 import select
 import socket
 import sys
-import threading
 import time
 
 from . import events
@@ -295,7 +294,7 @@ class SocketConnector:
             elif timeout is not None:
                 # Nothing to watch: only a timer (e.g. the Resolution Delay
                 # with no lookup left) can be pending.
-                threading.Event().wait(timeout)
+                time.sleep(timeout)
             return []
         wanted = inbox.watchers() if inbox is not None else {}
         # A descriptor number can come back with another socket and callback

@@ -47,7 +47,6 @@ import _thread
 import collections
 import os
 import socket
-import threading
 import time
 
 from .addrinfo import AddrInfo, Host, Port
@@ -154,6 +153,8 @@ class Lookups:
     """The process's lookups in flight and the threads running them."""
 
     def __init__(self) -> None:
+        import threading  # here: a first connect to an address needs none of it
+
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
         self._inflight: Dict[Any, Lookup] = {}
@@ -344,7 +345,7 @@ class AnswerCache:
         self.min_ttl = min_ttl
         self.max_ttl = max_ttl
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         # key -> (expires, answer, hits)
         self._entries: collections.OrderedDict[Any, List[Any]] = collections.OrderedDict()
 
@@ -413,7 +414,7 @@ class AnswerCache:
 
     def after_fork(self) -> None:
         """In a forked child: the lock may have been held by a parent thread."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def clear(self) -> None:
         with self._lock:

@@ -45,9 +45,9 @@ is loaded when the piece is first used.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import os
-import threading
 import time
 
 TYPE_CHECKING = False
@@ -122,7 +122,7 @@ class ProcessState:
     """Everything eyeshim keeps between calls (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._history: Optional[History] = None
         # The history_file setting the history is shared by ("" = not
         # shared), and the file's keeper; _private counts private_history()
@@ -132,7 +132,7 @@ class ProcessState:
         self._private = 0
         # Its own lock: reading the file looks up routes (the sources piece,
         # which takes _lock).
-        self._sharing = threading.Lock()
+        self._sharing = _thread.allocate_lock()
         self._dns_cache: Optional[AnswerCache] = None
         self._lookups: Optional[Lookups] = None
         self._prefixes: Optional[Prefixes] = None
@@ -339,8 +339,8 @@ class ProcessState:
 
     def after_fork_in_child(self) -> None:
         """Replace what a forked child cannot trust (see the module docstring)."""
-        self._lock = threading.Lock()
-        self._sharing = threading.Lock()
+        self._lock = _thread.allocate_lock()
+        self._sharing = _thread.allocate_lock()
         if self._history is not None:
             self._history.after_fork()
         if self._history_file is not None:

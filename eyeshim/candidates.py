@@ -517,11 +517,10 @@ class Candidates:
 
     # -- the untried addresses -----------------------------------------------------
 
-    def _add(self, infos: List[AddrInfo]) -> bool:
+    def _add(self, infos: List[AddrInfo]) -> None:
         new = self._new(infos)
         if new:
             self._sort_in(new)
-        return bool(new)
 
     def _new(self, infos: List[AddrInfo]) -> List[AddrInfo]:
         """The addresses of ``infos`` not seen before (now seen)."""

@@ -290,7 +290,7 @@ def check(timeout: Optional[float] = None) -> Report:
         elif not item["active"]:
             report.results.append(Result(name, "failed", f"stepped aside: {item['why']}"))
         elif name not in _ENTRY_POINTS:
-            what = _NOT_RACED[name][0] if name in _NOT_RACED else "not raced by the check"
+            what = _NOT_RACED[name][0]
             report.results.append(Result(name, "skipped", f"active; {what} (not raced here)"))
         else:
             racing.append(name)

@@ -23,7 +23,7 @@ import types
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, Dict, Optional, Tuple
 
     from ..config import Config
     from ..resolving import Resolver
@@ -174,12 +174,14 @@ def _process(config: Config) -> Optional[Choice]:
     return verdict
 
 
-# What choice() said for each name, while the process-wide facts (``_last``)
-# and the hosts file stay the same: working it out (IDNA, the name's shape,
-# the hosts file, the host's own name) costs more than the rest of a cached
-# race's set-up.  Bounded: a process connecting to many names forgets.
-_by_host: Dict[Any, Choice] = {}
-_by_host_for: List[Any] = [None, None, None]
+# What choice() said for each name, and the facts it was worked out from:
+# the process-wide ones (``_last``), the hosts file's names (a new frozenset
+# each time the file is re-read) and the host's own name.  Working a name out
+# (IDNA, its shape, the hosts file) costs more than the rest of a cached
+# race's set-up.  New facts get a new table, swapped in whole, so a thread
+# still working from the old facts writes into the old table, never the new
+# one.  Bounded: a process connecting to many names forgets.
+_by_host: Tuple[Tuple[Any, ...], Dict[Any, Choice]] = ((), {})
 _BY_HOST_MAX = 512
 
 
@@ -221,23 +223,25 @@ def choice(host: Any = None, config: Optional[Config] = None) -> Choice:
 
     if host is None:
         return Choice(STUB, _stub_why())
+    global _by_host
     hosts = STATE.hosts()
     own_name = socket.gethostname()
-    # The hosts file's names are a new frozenset each time it is re-read.
-    if _by_host_for != [_last, hosts.names(), own_name]:
-        _by_host.clear()
-        _by_host_for[:] = [_last, hosts.names(), own_name]
+    facts = (_last, hosts.names(), own_name)
+    memo = _by_host
+    if memo[0] != facts:
+        memo = _by_host = (facts, {})
+    table = memo[1]
     try:
-        known = _by_host.get((type(host), host))
+        known = table.get((type(host), host))
     except TypeError:  # not hashable: worked out below, as any odd host is
         known = None
     if known is not None:
         return known
     found = _for_host(host, STATE.nsswitch(), hosts, own_name)
     if isinstance(host, (str, bytes)):
-        if len(_by_host) >= _BY_HOST_MAX:
-            _by_host.clear()
-        _by_host[(type(host), host)] = found
+        if len(table) >= _BY_HOST_MAX:
+            table.clear()
+        table[(type(host), host)] = found
     return found
 
 

@@ -138,3 +138,12 @@ def test_an_integration_for_a_library_not_installed_is_skipped_not_failed() -> N
         "active; HTTPSConnection races through the TLS handshake (not raced here)"
     )
     assert by_name["socket"]["verdict"] == by_name["pip"]["verdict"] == "proven"
+
+
+def test_every_integration_is_either_raced_or_described() -> None:
+    from eyeshim.cli import check
+    from eyeshim.config import INTEGRATIONS
+
+    raced, described = set(check._ENTRY_POINTS), set(check._NOT_RACED)
+    assert not raced & described
+    assert raced | described == set(INTEGRATIONS)

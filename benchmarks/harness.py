@@ -425,3 +425,23 @@ def ratio_target(
         return Target(text, "not measured", None)
     met = ratio >= limit if case.higher_is_better else ratio <= limit
     return Target(text, f"{ratio:.2f}x", met, "" if met else why)
+
+
+def profile_rows(
+    found: dict[str, Any], connects: int, per: float, calls_digits: int
+) -> list[list[str]]:
+    """The worker's cProfile (its ``profile`` op) as table rows: function,
+    calls per connect (``calls_digits`` decimals), own and cumulative
+    microseconds per ``per`` (the number of connects, or of refused
+    addresses), and a last row with the total."""
+    rows = [
+        [
+            row["function"],
+            f"{row['calls'] / connects:.{calls_digits}f}",
+            f"{row['own'] * 1e6 / per:.1f}",
+            f"{row['cumulative'] * 1e6 / per:.1f}",
+        ]
+        for row in found["top"]
+    ]
+    rows.append(["all functions (profiled)", "", f"{found['total'] * 1e6 / per:.1f}", ""])
+    return rows

@@ -39,6 +39,7 @@ from benchmarks.harness import (
     Skip,
     Target,
     measure_rounds,
+    profile_rows,
     ratio_target,
 )
 from benchmarks.servers import ServerProcess
@@ -171,16 +172,7 @@ def _profile(
     found = worker.request(
         {"op": "profile", "contender": "eyeshim", "host": dest.host, "port": port, "n": n}
     )
-    rows = [
-        [
-            row["function"],
-            f"{row['calls'] / n:.1f}",
-            f"{row['own'] * 1e6 / n:.1f}",
-            f"{row['cumulative'] * 1e6 / n:.1f}",
-        ]
-        for row in found["top"]
-    ]
-    rows.append(["all functions (profiled)", "", f"{found['total'] * 1e6 / n:.1f}", ""])
+    rows = profile_rows(found, n, n, calls_digits=1)
     result.tables.append(
         {
             "title": f"{dest.label}: cProfile of {n} eyeshim connects (CPU time of the caller's "

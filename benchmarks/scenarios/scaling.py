@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from benchmarks.harness import Case, Context, ScenarioResult, Target, measure_rounds
+from benchmarks.harness import (
+    Case,
+    Context,
+    ScenarioResult,
+    Target,
+    measure_rounds,
+    profile_rows,
+)
 from benchmarks.servers import ServerProcess
 
 CONTENDERS = [
@@ -151,16 +158,7 @@ def _profile(ctx: Context, result: ScenarioResult, port: int, count: int) -> str
         }
     )
     refused = (count - 1) * n
-    rows = [
-        [
-            row["function"],
-            f"{row['calls'] / n:.0f}",
-            f"{row['own'] * 1e6 / refused:.1f}",
-            f"{row['cumulative'] * 1e6 / refused:.1f}",
-        ]
-        for row in found["top"]
-    ]
-    rows.append(["all functions (profiled)", "", f"{found['total'] * 1e6 / refused:.1f}", ""])
+    rows = profile_rows(found, n, refused, calls_digits=0)
     result.tables.append(
         {
             "title": f"Where eyeshim's race spends its time at N={count} (cProfile of {n} first "

@@ -69,6 +69,7 @@ __all__ = [
     "check_environment",
     "get_config",
     "history_file_path",
+    "known_integrations",
     "known_variables",
     "parse_bool",
     "parse_duration",
@@ -150,16 +151,28 @@ def parse_duration(text: str) -> float:
     return value
 
 
-def _integration_names(text: str, known: Iterable[str] = INTEGRATIONS) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    allowed = tuple(known)
-    unknown = [name for name in names if name not in allowed]
+def known_integrations(
+    names: Iterable[str], allowed: Iterable[str], expected: str
+) -> tuple[str, ...]:
+    """``names`` without repeats, in order; a ValueError naming the unknown
+    ones, then ``expected`` (what is allowed, worded for the caller's kind of
+    input) and the allowed names."""
+    allowed = tuple(allowed)
+    out = tuple(dict.fromkeys(names))
+    unknown = [name for name in out if name not in allowed]
     if unknown:
         raise ValueError(
             f"unknown integration(s) {', '.join(map(repr, unknown))}; "
-            f"expected a comma-separated list of: {', '.join(allowed)}"
+            f"{expected}: {', '.join(allowed)}"
         )
-    return names
+    return out
+
+
+def _integration_names(text: str, known: Iterable[str] = INTEGRATIONS) -> tuple[str, ...]:
+    parts = (part.strip() for part in text.split(","))
+    return known_integrations(
+        (part for part in parts if part), known, "expected a comma-separated list of"
+    )
 
 
 def parse_integrations(variable: str, text: str, known: Iterable[str]) -> tuple[str, ...]:

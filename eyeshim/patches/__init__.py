@@ -59,6 +59,7 @@ from ..config import (
     INTEGRATIONS,
     Config,
     get_config,
+    known_integrations,
     select_integrations,
     set_config,
 )
@@ -124,14 +125,7 @@ def install(
 def _check_names(names: Iterable[str]) -> tuple[str, ...]:
     if isinstance(names, str):
         raise TypeError("integrations must be a collection of names, not a string")
-    out = tuple(dict.fromkeys(names))
-    unknown = [name for name in out if name not in INTEGRATIONS]
-    if unknown:
-        raise ValueError(
-            f"unknown integration(s) {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(INTEGRATIONS)}"
-        )
-    return out
+    return known_integrations(names, INTEGRATIONS, "known")
 
 
 def uninstall() -> None:
